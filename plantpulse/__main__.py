@@ -1,0 +1,5 @@
+import sys
+
+from plantpulse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""The one schema of ``plant.yaml``: site, sources and their tags, rule files, store, notifications.
+
+Loading is all-or-nothing: every problem (YAML, unknown keys, bad values, missing
+``${VAR}``, invalid rule files) is collected and raised together as a ConfigError before
+any I/O, each as ``FILE:LINE:COL: where: what``.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from plantpulse import yamlsrc
+from plantpulse.errors import ConfigError, Problem
+from plantpulse.schema import Duration, StrictModel
+
+
+class Site(StrictModel):
+    name: str = "plant"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from None
+        return v
+
+
+class OpcUaTag(StrictModel):
+    name: str = Field(description="plantpulse tag name, e.g. line1/weld01/current")
+    node: str = Field(description="OPC UA NodeId, e.g. ns=2;s=line1.weld01.current")
+    sampling_interval: Duration | None = Field(None, description="per-tag sampling; default: the source's publishing interval")
+    deadband: float | None = Field(None, ge=0, description="absolute deadband; changes smaller than this are not reported")
+    unit: str | None = None
+    description: str | None = None
+
+
+class OpcUaSecurity(StrictModel):
+    policy: Literal["None", "Basic256Sha256"] = "None"
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpcUaSecurity:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError("policy and mode must both be None or both be set")
+        if self.policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError("a security policy needs certificate and private_key")
+        return self
+
+
+class OpcUaSource(StrictModel):
+    kind: Literal["opcua"]
+    name: str
+    endpoint: str = Field(pattern=r"^opc\.tcp://")
+    security: OpcUaSecurity = OpcUaSecurity()
+    username: str | None = None
+    password: SecretStr | None = None
+    publishing_interval: Duration = 100_000_000
+    heartbeat: Duration = 1_000_000_000
+    timeout: Duration = 5_000_000_000
+    tags: list[OpcUaTag] = Field(min_length=1)
+
+
+Source = Annotated[OpcUaSource, Field(discriminator="kind")]
+"""Every collector kind; issue 5 adds Modbus and MQTT to this union."""
+
+
+class StoreConfig(StrictModel):
+    url: str = "sqlite:///plantpulse.db"
+
+
+class NotificationsConfig(StrictModel):
+    urls: list[SecretStr] = Field(default_factory=list, description="Apprise URLs that receive every raise and clear")
+    timeout: Duration = 5_000_000_000
+
+
+class StreamConfig(StrictModel):
+    batch_max: int = Field(10_000, ge=1, description="samples per micro-batch at most")
+    batch_interval: Duration = 50_000_000
+    queue_size: int = Field(100_000, ge=1, description="samples held before collectors are made to wait")
+
+
+class PlantConfig(StrictModel):
+    site: Site = Site()
+    sources: list[Source] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list, description="rule files or globs, relative to this file")
+    store: StoreConfig = StoreConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    stream: StreamConfig = StreamConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> PlantConfig:
+        seen: set[str] = set()
+        for src in self.sources:
+            if src.name in seen:
+                raise ValueError(f"source name {src.name!r} is used twice")
+            seen.add(src.name)
+        tags: set[str] = set()
+        for src in self.sources:
+            for tag in src.tags:
+                if tag.name in tags:
+                    raise ValueError(f"tag {tag.name!r} is read by two sources")
+                tags.add(tag.name)
+        return self
+
+
+class LoadedConfig(StrictModel):
+    """A validated config plus the rule files it resolved to (absolute paths)."""
+
+    path: Path
+    plant: PlantConfig
+    rule_files: list[Path]
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Validate ``plant.yaml`` and every rule file it names; raise ConfigError with all problems."""
+    from plantpulse.rules.loader import load_rule_files
+
+    doc = yamlsrc.load(path, interpolate_env=True)
+    plant = yamlsrc.validate(PlantConfig, doc)
+    base = Path(path).resolve().parent
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for i, pattern in enumerate(plant.rules):
+        matches = sorted(glob.glob(str(base / pattern)))
+        if not matches:
+            problems.append(doc.problem(("rules", i), f"no rule file matches {pattern!r}", "rules"))
+        files.extend(Path(m) for m in matches)
+    if problems:
+        raise ConfigError(problems)
+    load_rule_files(files)  # raises ConfigError listing every rule problem
+    return LoadedConfig(path=Path(path).resolve(), plant=plant, rule_files=files)

@@ -1,0 +1,89 @@
+"""The store contract every backend implements (SQLite embedded, PostgreSQL/TimescaleDB).
+
+Writes are idempotent: samples are keyed by (tag, ts), alerts by their deterministic id,
+journal entries by (alert id, at, action, actor), so a replay after an outage or a restart
+never doubles a row. Reads serve dashboards, KPIs and the HTTP API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from plantpulse.alerts import Alert, AlertEvent, JournalEntry
+from plantpulse.samples import Sample, SampleBatch
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One time bucket of a tag's series (the shape of ``samples_1m``)."""
+
+    start: int  # ns, bucket start
+    min: float
+    max: float
+    avg: float
+    last: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    name: str
+    asset: str
+    unit: str | None = None
+    description: str | None = None
+
+
+class Store(Protocol):
+    """Async store. ``open`` connects and applies migrations; ``close`` flushes."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def register_tags(self, tags: Sequence[TagInfo]) -> None:
+        """Create or update tag metadata (unit, description)."""
+
+    async def write_samples(self, batch: SampleBatch, batch_id: str) -> bool:
+        """Append a batch in one transaction together with ``batch_id``. A batch id already
+        committed is skipped (returns False): replaying a spool never doubles rows."""
+
+    async def write_alert_events(
+        self, events: Sequence[AlertEvent], batch_id: str, on_shift: dict[str, dict[str, list[str]]] | None = None
+    ) -> bool:
+        """Insert raised alerts (``on_shift`` maps alert id -> role -> names, a snapshot taken
+        at raise), set ``cleared_at`` on cleared ones, journal both; idempotent like
+        ``write_samples``."""
+
+    async def append_journal(self, entries: Sequence[JournalEntry]) -> None: ...
+
+    async def acknowledge(self, alert_id: str, by: str, at: int, comment: str | None = None, source: str = "cli") -> Alert | None:
+        """Set acked_* once (a second ack is a no-op returning the alert); journal it.
+        Returns None for an unknown id."""
+
+    async def shelve(self, alert_id: str, by: str, at: int, until: int, reason: str) -> Alert | None: ...
+
+    async def latest(self, tags: Sequence[str] | None = None) -> dict[str, Sample]:
+        """Latest sample per tag (all tags when ``tags`` is None)."""
+
+    async def series(self, tag: str, start: int, end: int, bucket: int) -> list[Bucket]:
+        """Buckets of ``bucket`` ns over [start, end), from the 1-minute rollup when ``bucket``
+        is a multiple of one minute."""
+
+    async def alerts(
+        self,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        rule: str | None = None,
+        asset: str | None = None,
+        active_only: bool = False,
+        limit: int = 1000,
+    ) -> list[Alert]:
+        """Alerts raised in [start, end), newest first; ``asset`` matches the subtree."""
+
+    async def alert(self, alert_id: str) -> Alert | None: ...
+
+    async def journal(self, alert_id: str) -> list[JournalEntry]:
+        """The journal of one alert, oldest first."""

@@ -1,0 +1,176 @@
+"""YAML documents that remember where every key and item came from.
+
+Config and rule files are validated by pydantic; its error locations (``rules.0.for``) are
+mapped back here to the line and column of the offending key, so every problem prints as
+``FILE:LINE:COL: where: what`` (Prometheus' rulefmt and Home Assistant do the same).
+``${VAR}`` in scalar values is replaced from the environment when asked to; a missing
+variable is a problem at that scalar, never an empty string.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from plantpulse.errors import ConfigError, Problem
+
+Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Document:
+    """Plain data of one YAML file plus the position (1-based line, col) of every path."""
+
+    file: str
+    data: Any
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_) -> tuple[int, int]:
+        """Position of the deepest existing prefix of ``path`` (the key, for mappings)."""
+        for n in range(len(path), -1, -1):
+            pos = self.positions.get(tuple(path[:n]))
+            if pos is not None:
+                return pos
+        return (1, 1)
+
+    def problem(self, path: Path_, what: str, where: str = "") -> Problem:
+        line, col = self.position(path)
+        return Problem(self.file, line, col, where, what)
+
+    def resolve(self, loc: tuple[str | int, ...]) -> Path_:
+        """Map a pydantic error location to a path in the data, dropping the parts
+        pydantic adds on its own (union member names, validator tags)."""
+        path: list[str | int] = []
+        node = self.data
+        for part in loc:
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]  # type: ignore[index]
+                path.append(part)
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+                path.append(part)
+            elif isinstance(node, Mapping) and isinstance(part, str) and not _looks_generated(part):
+                path.append(part)  # a missing or unknown key: point at its parent mapping
+                break
+        return tuple(path)
+
+
+def _looks_generated(part: str) -> bool:
+    return "[" in part or part in {"function-after", "function-before", "function-plain", "union"}
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe YAML dialect; mappings are built by ``_build`` so duplicate keys are caught."""
+
+
+_CONSTRUCTOR = _Loader("")
+
+
+def load(path: str | Path, *, interpolate_env: bool = False, text: str | None = None) -> Document:
+    """Parse one YAML file; syntax errors and duplicate keys raise ConfigError at their spot."""
+    file = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError([Problem(file, 1, 1, "", f"cannot read file: {e.strerror}")]) from None
+        except UnicodeDecodeError as e:
+            raise ConfigError([Problem(file, 1, 1, "", f"not UTF-8: {e.reason}")]) from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ConfigError([Problem(file, line, col, "", f"YAML syntax: {e.problem}")]) from None
+    doc = Document(file, None)
+    problems: list[Problem] = []
+    if node is not None:
+        doc.data = _build(node, (), doc, problems, interpolate_env)
+    if problems:
+        raise ConfigError(problems)
+    return doc
+
+
+def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem], env: bool) -> Any:
+    pos = (node.start_mark.line + 1, node.start_mark.column + 1)
+    doc.positions.setdefault(path, pos)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)  # keys are names: `1:` and `on:` stay the strings they read as
+            kpos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in out:
+                problems.append(Problem(doc.file, kpos[0], kpos[1], _where(path), f"duplicate key {key!r}"))
+                continue
+            doc.positions[(*path, key)] = kpos
+            out[key] = _build(value_node, (*path, key), doc, problems, env)
+            doc.positions[(*path, key)] = kpos  # children must not move the key's own spot
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), doc, problems, env) for i, item in enumerate(node.value)]
+    value = _CONSTRUCTOR.construct_object(node)  # type: ignore[no-untyped-call]
+    if env and isinstance(value, str) and "${" in value:
+        value = _interpolate(value, path, doc, problems, pos)
+    return value
+
+
+def _interpolate(value: str, path: Path_, doc: Document, problems: list[Problem], pos: tuple[int, int]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            problems.append(Problem(doc.file, pos[0], pos[1], _where(path), f"environment variable {name} is not set"))
+            return ""
+        return os.environ[name]
+
+    return _VAR.sub(sub, value)
+
+
+def _where(path: Path_) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def validate(model: type[M], doc: Document, *, context: dict[str, Any] | None = None) -> M:
+    """Validate ``doc.data`` against ``model``; every error becomes a positioned Problem."""
+    try:
+        return model.model_validate(doc.data if doc.data is not None else {}, context=context)
+    except ValidationError as e:
+        raise ConfigError(problems_from(e, doc)) from None
+
+
+def problems_from(error: ValidationError, doc: Document, prefix: Path_ = ()) -> list[Problem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = (*prefix, *err["loc"])
+        path = doc.resolve(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+            problems.append(doc.problem(path, msg, where=_describe(doc, path[:-1])))
+            continue
+        elif err["type"] == "missing":
+            msg = f"missing required key {loc[-1]!r}"
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        problems.append(doc.problem(path, msg, where=_describe(doc, path)))
+    return problems
+
+
+def _describe(doc: Document, path: Path_) -> str:
+    """``rule weld-current-deviation: for`` reads better than ``rules.0.for``."""
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        items = doc.data.get("rules") if isinstance(doc.data, Mapping) else None
+        if isinstance(items, list) and path[1] < len(items) and isinstance(items[path[1]], Mapping):
+            rid = items[path[1]].get("id")
+            rest = _where(path[2:])
+            name = f"rule {rid}" if rid else f"rule #{path[1] + 1}"
+            return f"{name}: {rest}" if rest else name
+    return _where(path)
