@@ -1,0 +1,340 @@
+"""Simulation scenarios: a welding line whose every value is a pure function of (scenario, seed, tick).
+
+A scenario never reads a clock or a global random state. Tick ``k`` is at scenario offset
+``k * tick``; the value of any signal at tick ``k`` is computed from the scenario and its seed
+alone (counter-based hashing, vectorised with numpy), so the simulator serving it, a replay and
+a test computing the expected truth agree bit for bit. Between ticks a signal holds its value.
+
+Faults (all offsets relative to the scenario start, multiples of ``tick``):
+
+========== ==================================================================================
+spike      ``value += magnitude`` for ``duration`` (short)
+step       ``value += magnitude`` for ``duration``
+drift      ``value += magnitude * (k - start) / duration`` while active (a ramp), then back
+flatline   the value freezes at its value at ``start`` (no data changes are reported)
+dropout    the welder publishes nothing at all (every signal keeps its last written value)
+bad_quality the signal is written with a bad OPC UA status (``status``, default BadSensorFailure)
+========== ==================================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, model_validator
+
+from plantpulse import yamlsrc
+from plantpulse.config import OpcUaSource, OpcUaTag
+from plantpulse.samples import Quality, Sample
+from plantpulse.schema import Duration, StrictModel
+from plantpulse.timefmt import parse_ts
+
+__all__ = [
+    "SIGNALS",
+    "ExpectedAlert",
+    "Fault",
+    "Frame",
+    "Scenario",
+    "SetpointChange",
+    "load_scenario",
+    "node_id",
+    "opcua_source",
+    "status_quality",
+    "truth_samples",
+]
+
+SIGNALS: tuple[str, ...] = ("current", "current_sp", "voltage", "wire_speed", "parts_good", "parts_total", "running")
+"""Signals of every welder, in address-space order."""
+
+NAMESPACE_URI = "urn:plantpulse:simulator"
+"""The simulator registers this namespace first, so it gets index 2 on an asyncua server."""
+
+FaultKind = Literal["spike", "step", "drift", "flatline", "dropout", "bad_quality"]
+_VALUE_FAULTS = {"spike", "step", "drift", "flatline"}
+
+# OPC UA status codes the simulator may write (Part 4 §7.34); kept here so the pure truth can
+# name them without importing asyncua.
+BAD_STATUS_CODES: dict[str, int] = {
+    "BadSensorFailure": 0x808B0000,
+    "BadDeviceFailure": 0x808A0000,
+    "BadCommunicationError": 0x80050000,
+    "BadOutOfService": 0x808D0000,
+    "BadNoCommunication": 0x80310000,
+    "UncertainLastUsableValue": 0x40900000,
+    "UncertainSensorNotAccurate": 0x40930000,
+}
+
+
+def status_quality(code: int) -> Quality:
+    """OPC UA severity bits (the top two) -> plantpulse quality."""
+    severity = (code >> 30) & 0b11
+    return Quality.GOOD if severity == 0 else Quality.UNCERTAIN if severity == 1 else Quality.BAD
+
+
+class SignalParams(StrictModel):
+    """Baselines of the welders' signals; noise is uniform in ``±noise``, so thresholds are exact."""
+
+    current_sp: float = 180.0
+    current_noise: float = Field(0.8, ge=0)
+    voltage: float = 24.0
+    voltage_noise: float = Field(0.2, ge=0)
+    wire_speed: float = 8.0
+    wire_speed_noise: float = Field(0.02, ge=0)
+    cycle: Duration = Field(6_000_000_000, gt=0, description="one part per cycle while running")
+    scrap_rate: float = Field(0.02, ge=0, le=1)
+
+
+class SetpointChange(StrictModel):
+    welder: str
+    at: Duration
+    value: float
+
+
+class Fault(StrictModel):
+    welder: str
+    kind: FaultKind
+    signal: Literal["current", "current_sp", "voltage", "wire_speed"] | None = None
+    start: Duration
+    duration: Duration = Field(gt=0)
+    magnitude: float = 0.0
+    status: str = "BadSensorFailure"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Fault:
+        if self.kind != "dropout" and self.signal is None:
+            raise ValueError(f"a {self.kind} fault needs a signal")
+        if self.kind == "bad_quality" and self.status not in BAD_STATUS_CODES:
+            raise ValueError(f"unknown status {self.status!r}; one of {', '.join(BAD_STATUS_CODES)}")
+        return self
+
+
+class ExpectedAlert(StrictModel):
+    rule: str
+    tag: str
+    raised_at: Duration
+    cleared_at: Duration | None
+
+
+class Scenario(StrictModel):
+    name: str = "weld-line"
+    asset: str = Field("line1", description="asset prefix; welders are <asset>/weld01 ...")
+    welders: int = Field(4, ge=1, le=9999)
+    seed: int = 0
+    tick: Duration = Field(100_000_000, gt=0)
+    duration: Duration = Field(gt=0)
+    loop: bool = Field(False, description="start over after duration (counters restart too)")
+    start: str | None = Field(None, description="fixed start instant (replays); default: when the simulator starts")
+    signals: SignalParams = SignalParams()
+    setpoints: list[SetpointChange] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+    expected_alerts: list[ExpectedAlert] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        names = set(self.welder_names())
+        problems = []
+        if self.duration % self.tick:
+            problems.append("duration must be a multiple of tick")
+        for i, f in enumerate(self.faults):
+            if f.welder not in names:
+                problems.append(f"faults[{i}]: unknown welder {f.welder!r}")
+            if f.start % self.tick or f.duration % self.tick:
+                problems.append(f"faults[{i}]: start and duration must be multiples of tick")
+        for i, s in enumerate(self.setpoints):
+            if s.welder not in names:
+                problems.append(f"setpoints[{i}]: unknown welder {s.welder!r}")
+            if s.at % self.tick:
+                problems.append(f"setpoints[{i}]: at must be a multiple of tick")
+        if self.start is not None:
+            parse_ts(self.start)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def welder_names(self) -> list[str]:
+        width = max(2, len(str(self.welders)))
+        return [f"weld{i:0{width}d}" for i in range(1, self.welders + 1)]
+
+    def tag_names(self) -> list[str]:
+        """Every tag the scenario serves: ``<asset>/<welder>/<signal>``, welder-major."""
+        return [f"{self.asset}/{w}/{s}" for w in self.welder_names() for s in SIGNALS]
+
+    @property
+    def n_ticks(self) -> int:
+        return self.duration // self.tick
+
+    def start_ns(self, now_ns: int) -> int:
+        """The scenario's start: ``start`` when fixed, else ``now`` rounded down to the millisecond
+        (OPC UA DateTime has 100 ns resolution; ms keeps every tick exactly representable)."""
+        if self.start is not None:
+            return parse_ts(self.start)
+        return now_ns - now_ns % 1_000_000
+
+    # -- the pure function ----------------------------------------------------------------------
+
+    def evaluate(self, signal: str, k: npt.ArrayLike) -> Frame:
+        """Values of ``signal`` for every welder at ticks ``k`` (shape ``(welders, len(k))``)."""
+        ks = np.atleast_1d(np.asarray(k, dtype=np.int64))
+        n = self.n_ticks
+        within = ks < n if not self.loop else np.ones(ks.shape, dtype=bool)
+        kk = ks % n if self.loop else np.minimum(ks, n - 1)
+        value = self._raw(signal, kk, flatline=True)
+        status = np.zeros(value.shape, dtype=np.uint32)
+        updated = np.broadcast_to(within & (ks >= 0), value.shape).copy()
+        index = {w: i for i, w in enumerate(self.welder_names())}
+        for f in self.faults:
+            win = self._window(f, kk)
+            row = index[f.welder]
+            if f.kind == "dropout":
+                updated[row, win] = False
+            elif f.kind == "bad_quality" and f.signal == signal:
+                status[row, win] = BAD_STATUS_CODES[f.status]
+                value[row, win] = np.nan
+        return Frame(value, status, updated)
+
+    def _window(self, f: Fault, kk: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        k0 = f.start // self.tick
+        return (kk >= k0) & (kk < k0 + f.duration // self.tick)
+
+    def _raw(self, signal: str, kk: npt.NDArray[np.int64], *, flatline: bool) -> npt.NDArray[np.float64]:
+        p = self.signals
+        nw = self.welders
+        rows = np.arange(nw)[:, None]
+        if signal == "current_sp":
+            v = np.full((nw, len(kk)), p.current_sp)
+            index = {w: i for i, w in enumerate(self.welder_names())}
+            for s in sorted(self.setpoints, key=lambda s: s.at):
+                v[index[s.welder], kk >= s.at // self.tick] = s.value
+        elif signal == "current":
+            v = self._raw("current_sp", kk, flatline=True) + p.current_noise * _noise(self.seed, rows, 0, kk)
+        elif signal == "voltage":
+            v = p.voltage + p.voltage_noise * _noise(self.seed, rows, 1, kk)
+        elif signal == "wire_speed":
+            v = p.wire_speed + p.wire_speed_noise * _noise(self.seed, rows, 2, kk)
+        elif signal == "running":
+            return np.ones((nw, len(kk)))
+        elif signal in ("parts_total", "parts_good"):
+            return self._parts(signal, kk)
+        else:
+            raise ValueError(f"unknown signal {signal!r}; one of {', '.join(SIGNALS)}")
+        v = np.array(v, dtype=np.float64)
+        index = {w: i for i, w in enumerate(self.welder_names())}
+        for f in self.faults:
+            if f.signal != signal or f.kind not in _VALUE_FAULTS:
+                continue
+            win = self._window(f, kk)
+            row = index[f.welder]
+            k0 = f.start // self.tick
+            if f.kind in ("spike", "step"):
+                v[row, win] += f.magnitude
+            elif f.kind == "drift":
+                v[row, win] += f.magnitude * (kk[win] - k0) / (f.duration // self.tick)
+            elif flatline:
+                v[row, win] = self._raw(signal, np.array([k0]), flatline=False)[row, 0]
+        return v
+
+    def _parts(self, signal: str, kk: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        per_cycle = max(self.signals.cycle // self.tick, 1)
+        total = kk // per_cycle
+        if signal == "parts_total":
+            return np.broadcast_to(total.astype(np.float64), (self.welders, len(kk))).copy()
+        cycles = np.arange(int(total.max(initial=0)) + 1)
+        rows = np.arange(self.welders)[:, None]
+        scrapped = (_uniform(self.seed, rows, 7, cycles) < self.signals.scrap_rate).astype(np.int64)
+        # cycle n completes at tick (n+1)*per_cycle: parts_good counts the good ones completed so far
+        good_done = np.concatenate([np.zeros((self.welders, 1), np.int64), np.cumsum(1 - scrapped, axis=1)], axis=1)
+        return good_done[:, total].astype(np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One signal for every welder at some ticks: ``value`` (NaN when bad), the OPC UA status
+    code written (0 = Good) and whether the simulator publishes at that tick (False in dropouts)."""
+
+    value: npt.NDArray[np.float64]
+    status: npt.NDArray[np.uint32]
+    updated: npt.NDArray[np.bool_]
+
+
+# -- counter-based noise ------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+
+
+def _uniform(seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Uniform [0, 1) from splitmix64 of (seed, row, stream, k): no state, any order, any subset."""
+    key = np.uint64((seed * 0x9E3779B97F4A7C15 + stream * 0xD1B54A32D192ED03) & _M64)
+    x = (rows.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)) ^ key
+    z = x + (k.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _noise(seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Uniform in [-1, 1)."""
+    return 2.0 * _uniform(seed, rows, stream, k) - 1.0
+
+
+# -- helpers for simulators, tests and replays --------------------------------------------------
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Validate a scenario file; raise ConfigError with every problem as FILE:LINE:COL."""
+    return yamlsrc.validate(Scenario, yamlsrc.load(path))
+
+
+def node_id(tag: str, ns: int = 2) -> str:
+    """The simulator's NodeId of a tag: the tag name itself as a string id, ``ns=2;s=line1/weld01/current``."""
+    return f"ns={ns};s={tag}"
+
+
+def opcua_source(
+    scenario: Scenario,
+    endpoint: str,
+    *,
+    name: str = "weld-opcua",
+    signals: tuple[str, ...] = SIGNALS,
+    **options: object,
+) -> OpcUaSource:
+    """An OPC UA source config reading ``signals`` of every welder from a running simulator."""
+    tags = [
+        OpcUaTag(name=f"{scenario.asset}/{w}/{s}", node=node_id(f"{scenario.asset}/{w}/{s}"))
+        for w in scenario.welder_names()
+        for s in signals
+    ]
+    return OpcUaSource.model_validate({"kind": "opcua", "name": name, "endpoint": endpoint, "tags": tags, **options})
+
+
+def truth_samples(scenario: Scenario, start_ns: int, *, ticks: int | None = None) -> list[Sample]:
+    """What a change-only subscriber (OPC UA data change, deadband 0) receives, sorted by time.
+
+    A sample is emitted at a tick where the simulator publishes and the value or status differs
+    from the last published one; dropouts and flatlines therefore produce no samples.
+    """
+    n = scenario.n_ticks if ticks is None else ticks
+    ks = np.arange(n, dtype=np.int64)
+    out: list[Sample] = []
+    for signal in SIGNALS:
+        frame = scenario.evaluate(signal, ks)
+        for row, welder in enumerate(scenario.welder_names()):
+            tag = f"{scenario.asset}/{welder}/{signal}"
+            upd = np.flatnonzero(frame.updated[row])
+            vals = frame.value[row, upd]
+            stat = frame.status[row, upd]
+            same = np.zeros(len(upd), dtype=bool)
+            if len(upd) > 1:
+                eq = (vals[1:] == vals[:-1]) | (np.isnan(vals[1:]) & np.isnan(vals[:-1]))
+                same[1:] = eq & (stat[1:] == stat[:-1])
+            for i in np.flatnonzero(~same):
+                k = int(upd[i])
+                out.append(Sample(start_ns + k * scenario.tick, tag, float(vals[i]), status_quality(int(stat[i]))))
+    out.sort(key=lambda s: s.ts)
+    return out

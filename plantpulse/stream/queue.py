@@ -1,0 +1,59 @@
+"""A sample queue bounded by the number of samples it holds, drained as micro-batches.
+
+Overflow policy: backpressure. ``put`` waits while the queue is full, so a slow engine or
+store slows the collectors down (OPC UA keeps queueing on the server side, Modbus polls
+later) instead of growing memory without bound or dropping data silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+
+from plantpulse.samples import Sample
+
+
+class SampleQueue:
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._chunks: deque[Sequence[Sample]] = deque()
+        self._held = 0
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+        self._not_empty = asyncio.Event()
+        self.waits = 0  # how often a producer had to wait: backpressure made visible
+
+    def __len__(self) -> int:
+        return self._held
+
+    async def put(self, samples: Sequence[Sample]) -> None:
+        """Append; waits while full. A chunk larger than the capacity is admitted alone."""
+        if not samples:
+            return
+        while self._held and self._held + len(samples) > self.capacity:
+            self.waits += 1
+            self._not_full.clear()
+            await self._not_full.wait()
+        self._chunks.append(samples)
+        self._held += len(samples)
+        self._not_empty.set()
+
+    async def get_batch(self, max_samples: int, linger: float) -> list[Sample]:
+        """Wait up to ``linger`` seconds for the first sample, then take what is there,
+        up to ``max_samples`` (a chunk is never split, so a batch may exceed it by one chunk)."""
+        if not self._held:
+            self._not_empty.clear()
+            try:
+                await asyncio.wait_for(self._not_empty.wait(), linger)
+            except TimeoutError:
+                return []
+        out: list[Sample] = []
+        while self._chunks and (not out or len(out) + len(self._chunks[0]) <= max_samples):
+            chunk = self._chunks.popleft()
+            out.extend(chunk)
+            self._held -= len(chunk)
+        self._not_full.set()
+        return out
