@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plantpulse.alerts import AlertEvent
-from plantpulse.collectors.registry import build_collector
-from plantpulse.collectors.runner import SourceRunner
+from plantpulse.collectors.registry import build_runner
 from plantpulse.config import PlantConfig
 from plantpulse.notifier.push import PushNotifier
 from plantpulse.rules.engine import Engine
-from plantpulse.rules.schema import Rule
+from plantpulse.rules.model import Rule
 from plantpulse.samples import TagRegistry
 from plantpulse.store import TagInfo, open_store
 from plantpulse.stream.pipeline import DirectWriter, Pipeline, PipelineStats
@@ -54,7 +53,7 @@ async def run_pipeline(
     )
     notifier = PushNotifier([u.get_secret_value() for u in plant.notifications.urls])
     pipeline = Pipeline(Engine(rules, tags), tags, DirectWriter(store), notifier, config=plant.stream, on_alert=on_alert)
-    runners = [SourceRunner(build_collector(src), pipeline.sink) for src in plant.sources]
+    runners = [build_runner(src, pipeline.sink) for src in plant.sources]
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

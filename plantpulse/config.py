@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from plantpulse import yamlsrc
 from plantpulse.errors import ConfigError, Problem
+from plantpulse.people.schema import TeamConfig
 from plantpulse.schema import Duration, StrictModel
 
 
@@ -75,8 +76,43 @@ Source = Annotated[OpcUaSource, Field(discriminator="kind")]
 """Every collector kind; issue 5 adds Modbus and MQTT to this union."""
 
 
+class TimescaleConfig(StrictModel):
+    """What the PostgreSQL store creates when the ``timescaledb`` extension is present (docs/storage.md)."""
+
+    mode: Literal["auto", "off"] = Field("auto", description="auto: timescaledb when installed; off: never")
+    chunk_interval: Duration = Field(86_400_000_000_000, description="hypertable chunk_time_interval")
+    compress_after: Duration | None = Field(7 * 86_400_000_000_000, description="compression policy age")
+    retain_for: Duration | None = Field(
+        365 * 86_400_000_000_000, description="retention policy drop_after on samples; null: keep forever"
+    )
+    refresh_start: Duration = Field(86_400_000_000_000, description="samples_1m refresh window start_offset")
+    refresh_end: Duration = Field(60_000_000_000, description="samples_1m refresh window end_offset")
+    refresh_every: Duration = Field(60_000_000_000, description="samples_1m refresh schedule_interval")
+
+    @model_validator(mode="after")
+    def _window(self) -> TimescaleConfig:
+        if self.refresh_start - self.refresh_end < 120_000_000_000:
+            raise ValueError("refresh_start - refresh_end must cover at least two 1-minute buckets")
+        if self.chunk_interval <= 0:
+            raise ValueError("chunk_interval must be positive")
+        return self
+
+
+class SpoolConfig(StrictModel):
+    """The durable local spool that carries writes through store outages (docs/storage.md)."""
+
+    dir: Path = Field(Path("plantpulse-spool"), description="directory of the spool segments")
+    max_bytes: int = Field(1 << 30, ge=1 << 20, description="samples are refused (and counted) beyond this")
+    segment_bytes: int = Field(16 << 20, ge=1 << 16, description="size at which a new segment file starts")
+    fsync: bool = Field(True, description="fsync every record before acknowledging it")
+
+
 class StoreConfig(StrictModel):
     url: str = "sqlite:///plantpulse.db"
+    pool_size: int = Field(4, ge=1, description="PostgreSQL connection pool size at most")
+    connect_timeout: Duration = Field(5_000_000_000, description="how long a connection attempt may take")
+    timescale: TimescaleConfig = TimescaleConfig()
+    spool: SpoolConfig = SpoolConfig()
 
 
 class NotificationsConfig(StrictModel):
@@ -97,6 +133,7 @@ class PlantConfig(StrictModel):
     store: StoreConfig = StoreConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     stream: StreamConfig = StreamConfig()
+    team: TeamConfig = TeamConfig()  # people, roster, escalation (docs/people.md)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:

@@ -1,28 +1,46 @@
-"""Collector kinds by config ``kind``: an explicit table, not discovery or import side effects."""
+"""Collector kinds by config ``kind``: an explicit table, not discovery or import side effects.
+
+Each entry builds the collector for one validated ``sources:`` entry and says whether it is
+polled (and how often); ``build_runner`` wraps it in the one runner that owns its life.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from plantpulse.collectors.base import PolledCollector, StreamingCollector
-from plantpulse.config import OpcUaSource
+from plantpulse.collectors.base import PolledCollector, Sink, StreamingCollector
+from plantpulse.collectors.runner import CollectorRunner
+from plantpulse.timefmt import NS_PER_S
 
 Collector = PolledCollector | StreamingCollector
+
+
+@dataclass(frozen=True)
+class Kind:
+    build: Callable[[Any], Collector]
+    polled: bool = False
 
 
 def _opcua(config: Any) -> Collector:
     from plantpulse.collectors.opcua import OpcUaCollector
 
-    assert isinstance(config, OpcUaSource)
     return OpcUaCollector(config)
 
 
-COLLECTORS: dict[str, Callable[[Any], Collector]] = {
-    "opcua": _opcua,
+KINDS: dict[str, Kind] = {
+    "opcua": Kind(_opcua),
 }
 
 
-def build_collector(config: Any) -> Collector:
-    """The collector for one ``sources:`` entry (already validated, so the kind is known)."""
-    return COLLECTORS[config.kind](config)
+def build_runner(config: Any, sink: Sink) -> CollectorRunner:
+    """The runner for one ``sources:`` entry (already validated, so its kind is known)."""
+    kind = KINDS[config.kind]
+    return CollectorRunner(
+        kind.build(config),
+        sink,
+        interval=config.interval / NS_PER_S if kind.polled else None,
+        timeout=config.timeout / NS_PER_S,
+        tags=[t.name for t in config.tags],
+    )

@@ -15,7 +15,7 @@ from plantpulse.config import NotificationsConfig, PlantConfig, Site, StoreConfi
 from plantpulse.notifier.receiver import PushReceiver, Received
 from plantpulse.rules.loader import load_rule_files
 from plantpulse.simulators.opcua import OpcUaSimulator
-from plantpulse.simulators.scenario import load_scenario
+from plantpulse.simulators.scenario import load_scenario, opcua_source
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def run_demo(scenario_path: Path, rule_paths: list[Path], store_url: str, 
     async with PushReceiver(on_push=_print_push) as receiver, OpcUaSimulator(scenario, host="127.0.0.1", port=0) as sim:
         plant = PlantConfig(
             site=Site(name="demo welding shop", timezone="Asia/Shanghai"),
-            sources=[sim.source_config("weld-opcua")],
+            sources=[opcua_source(scenario, sim.endpoint)],
             store=StoreConfig(url=store_url),
             notifications=NotificationsConfig(urls=[receiver.url]),  # type: ignore[list-item]
         )

@@ -47,7 +47,15 @@ __all__ = [
     "truth_samples",
 ]
 
-SIGNALS: tuple[str, ...] = ("current", "current_sp", "voltage", "wire_speed", "parts_good", "parts_total", "running")
+SIGNALS: tuple[str, ...] = (
+    "current",
+    "current_sp",
+    "voltage",
+    "wire_speed",
+    "parts_good",
+    "parts_total",
+    "running",
+)
 """Signals of every welder, in address-space order."""
 
 NAMESPACE_URI = "urn:plantpulse:simulator"
@@ -127,7 +135,9 @@ class Scenario(StrictModel):
     tick: Duration = Field(100_000_000, gt=0)
     duration: Duration = Field(gt=0)
     loop: bool = Field(False, description="start over after duration (counters restart too)")
-    start: str | None = Field(None, description="fixed start instant (replays); default: when the simulator starts")
+    start: str | None = Field(
+        None, description="fixed start instant (replays); default: when the simulator starts"
+    )
     signals: SignalParams = SignalParams()
     setpoints: list[SetpointChange] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
@@ -248,7 +258,9 @@ class Scenario(StrictModel):
         rows = np.arange(self.welders)[:, None]
         scrapped = (_uniform(self.seed, rows, 7, cycles) < self.signals.scrap_rate).astype(np.int64)
         # cycle n completes at tick (n+1)*per_cycle: parts_good counts the good ones completed so far
-        good_done = np.concatenate([np.zeros((self.welders, 1), np.int64), np.cumsum(1 - scrapped, axis=1)], axis=1)
+        good_done = np.concatenate(
+            [np.zeros((self.welders, 1), np.int64), np.cumsum(1 - scrapped, axis=1)], axis=1
+        )
         return good_done[:, total].astype(np.float64)
 
 
@@ -267,7 +279,9 @@ class Frame:
 _M64 = (1 << 64) - 1
 
 
-def _uniform(seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def _uniform(
+    seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
     """Uniform [0, 1) from splitmix64 of (seed, row, stream, k): no state, any order, any subset."""
     key = np.uint64((seed * 0x9E3779B97F4A7C15 + stream * 0xD1B54A32D192ED03) & _M64)
     x = (rows.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)) ^ key
@@ -275,10 +289,13 @@ def _uniform(seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    out: npt.NDArray[np.float64] = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return out
 
 
-def _noise(seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def _noise(
+    seed: int, rows: npt.NDArray[np.int64], stream: int, k: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
     """Uniform in [-1, 1)."""
     return 2.0 * _uniform(seed, rows, stream, k) - 1.0
 
@@ -292,7 +309,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def node_id(tag: str, ns: int = 2) -> str:
-    """The simulator's NodeId of a tag: the tag name itself as a string id, ``ns=2;s=line1/weld01/current``."""
+    """The simulator's NodeId of a tag: the tag name as a string id, ``ns=2;s=line1/weld01/current``."""
     return f"ns={ns};s={tag}"
 
 
@@ -310,7 +327,9 @@ def opcua_source(
         for w in scenario.welder_names()
         for s in signals
     ]
-    return OpcUaSource.model_validate({"kind": "opcua", "name": name, "endpoint": endpoint, "tags": tags, **options})
+    return OpcUaSource.model_validate(
+        {"kind": "opcua", "name": name, "endpoint": endpoint, "tags": tags, **options}
+    )
 
 
 def truth_samples(scenario: Scenario, start_ns: int, *, ticks: int | None = None) -> list[Sample]:
@@ -335,6 +354,8 @@ def truth_samples(scenario: Scenario, start_ns: int, *, ticks: int | None = None
                 same[1:] = eq & (stat[1:] == stat[:-1])
             for i in np.flatnonzero(~same):
                 k = int(upd[i])
-                out.append(Sample(start_ns + k * scenario.tick, tag, float(vals[i]), status_quality(int(stat[i]))))
+                out.append(
+                    Sample(start_ns + k * scenario.tick, tag, float(vals[i]), status_quality(int(stat[i])))
+                )
     out.sort(key=lambda s: s.ts)
     return out

@@ -45,12 +45,18 @@ class Store(Protocol):
     async def register_tags(self, tags: Sequence[TagInfo]) -> None:
         """Create or update tag metadata (unit, description)."""
 
+    async def tags(self) -> list[TagInfo]:
+        """Every known tag (registered, or first seen in a batch), sorted by name."""
+
     async def write_samples(self, batch: SampleBatch, batch_id: str) -> bool:
         """Append a batch in one transaction together with ``batch_id``. A batch id already
         committed is skipped (returns False): replaying a spool never doubles rows."""
 
     async def write_alert_events(
-        self, events: Sequence[AlertEvent], batch_id: str, on_shift: dict[str, dict[str, list[str]]] | None = None
+        self,
+        events: Sequence[AlertEvent],
+        batch_id: str,
+        on_shift: dict[str, dict[str, list[str]]] | None = None,
     ) -> bool:
         """Insert raised alerts (``on_shift`` maps alert id -> role -> names, a snapshot taken
         at raise), set ``cleared_at`` on cleared ones, journal both; idempotent like
@@ -58,7 +64,9 @@ class Store(Protocol):
 
     async def append_journal(self, entries: Sequence[JournalEntry]) -> None: ...
 
-    async def acknowledge(self, alert_id: str, by: str, at: int, comment: str | None = None, source: str = "cli") -> Alert | None:
+    async def acknowledge(
+        self, alert_id: str, by: str, at: int, comment: str | None = None, source: str = "cli"
+    ) -> Alert | None:
         """Set acked_* once (a second ack is a no-op returning the alert); journal it.
         Returns None for an unknown id."""
 
@@ -69,7 +77,11 @@ class Store(Protocol):
 
     async def series(self, tag: str, start: int, end: int, bucket: int) -> list[Bucket]:
         """Buckets of ``bucket`` ns over [start, end), from the 1-minute rollup when ``bucket``
-        is a multiple of one minute."""
+        is a multiple of one minute.
+
+        Bucket starts are multiples of ``bucket`` since the epoch; every bucket overlapping
+        [start, end) is returned whole, oldest first, so the raw and the rollup path agree.
+        Bad samples are left out of the aggregates; buckets without a sample are omitted."""
 
     async def alerts(
         self,

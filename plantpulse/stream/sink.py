@@ -1,17 +1,14 @@
 """The sink collectors write to: samples into the bounded queue, heartbeats into the
-watermark, errors into per-source counters (logged once per cause)."""
+watermark, errors into per-source counters (the collector runner logs once per cause)."""
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Sequence
 
 from plantpulse.errors import SourceError
 from plantpulse.samples import Sample
 from plantpulse.stream.queue import SampleQueue
-
-log = logging.getLogger(__name__)
 
 
 class PipelineSink:
@@ -28,8 +25,4 @@ class PipelineSink:
             self.heartbeat_watermark = ts
 
     def error(self, source: str, error: SourceError) -> None:
-        cause = type(error).__name__
-        key = (source, cause)
-        if not self.errors[key]:
-            log.warning("%s: %s (further %s errors from this source are counted, not logged)", source, error, cause)
-        self.errors[key] += 1
+        self.errors[(source, type(error).__name__)] += 1  # the collector runner already logged it once

@@ -1,0 +1,400 @@
+"""OPC UA collector: one asyncua client, one subscription, samples in event time.
+
+Choices, and why:
+
+* **Subscription, not polling.** One subscription at the source's ``publishing_interval``;
+  each tag is a monitored item with its own ``sampling_interval`` and, when set, an absolute
+  deadband (``DataChangeFilter``, trigger StatusValue).
+* **Timestamps.** A sample carries the SOURCE timestamp (the device's), else the server
+  timestamp, else the publish time. Quality comes from the StatusCode severity (Good ->
+  good, Uncertain -> uncertain, Bad -> bad); a missing or non-numeric value is NaN/bad.
+* **Heartbeats from publish responses.** Every PublishResponse (data or keep-alive) carries the
+  server's ``PublishTime``. The subscription asks for a keep-alive at least every
+  ``heartbeat``, so one arrives even when no tag changes, and each one calls
+  ``sink.heartbeat(source, PublishTime - lag)`` after that response's samples were delivered.
+  ``lag`` (publishing interval + largest sampling interval) covers values sampled just before
+  the publish but reported in the next one, so the watermark never passes a sample still in
+  flight. This needs no extra monitored item, and it proves the subscription itself is alive.
+* **Connection loss.** asyncua's supervisor probes the server every ``min(heartbeat,
+  timeout)`` and sees dropped sockets at once (``connection_lost_callback``); in addition, no
+  PublishResponse for ``3 * keep-alive + timeout`` means the subscription is dead. Either way
+  ``run`` raises SourceUnavailable; asyncua's own auto-reconnect is off because the runner
+  owns reconnecting (and resubscribes by calling ``run`` again).
+* **Backpressure.** asyncua awaits our publish callback before it sends the next
+  PublishRequest. The callback converts the response and hands it to a bounded queue
+  (``handoff`` responses); when the pipeline is full it waits up to ``timeout`` (holding back
+  PublishRequests is OPC UA's own flow control: the server keeps the notifications), then drops
+  that response and reports the drop as a counted error. The transport's receive loop is
+  never blocked.
+* **Errors.** asyncua/socket errors are translated here: refused credentials or certificates ->
+  AuthenticationError, everything else -> SourceUnavailable. A tag whose NodeId is malformed
+  or refused by the server is reported through ``sink.error`` (which tag, which node, why) and
+  skipped; the other tags keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.subscription import Subscription
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from cryptography import x509
+
+from plantpulse.collectors.base import Sink
+from plantpulse.collectors.errors import SamplesDropped, TagError
+from plantpulse.config import OpcUaSource, OpcUaTag
+from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
+from plantpulse.samples import Quality, Sample
+from plantpulse.timefmt import NS_PER_MS, from_datetime
+
+__all__ = ["OpcUaCollector", "quality_of"]
+
+log = logging.getLogger(__name__)
+
+_AUTH_CODES = frozenset(
+    getattr(StatusCodes, name)
+    for name in (
+        "BadUserAccessDenied",
+        "BadIdentityTokenRejected",
+        "BadIdentityTokenInvalid",
+        "BadUserSignatureInvalid",
+        "BadCertificateInvalid",
+        "BadCertificateUntrusted",
+        "BadCertificateUriInvalid",
+        "BadCertificateTimeInvalid",
+        "BadCertificateRevoked",
+        "BadCertificateUseNotAllowed",
+        "BadSecurityChecksFailed",
+        "BadSecurityPolicyRejected",
+        "BadSecurityModeRejected",
+    )
+)
+_LOST_CODES = frozenset((StatusCodes.BadShutdown, StatusCodes.BadTimeout, StatusCodes.BadNoCommunication))
+_CREATE_CHUNK = 1000
+_QUEUE_SIZE = 10  # per monitored item: keeps every change between two publishes, not just the last
+
+
+def quality_of(code: int) -> Quality:
+    """StatusCode severity (top two bits: 00 good, 01 uncertain, 1x bad) -> Quality."""
+    severity = (code >> 30) & 0b11
+    return Quality.GOOD if severity == 0 else Quality.UNCERTAIN if severity == 1 else Quality.BAD
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool | int | float):
+        return float(value)
+    return math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class _Publish:
+    """One PublishResponse, converted: its samples and its PublishTime (ns)."""
+
+    samples: list[Sample]
+    publish_ns: int
+
+
+class _Lost:
+    """Marker in the handoff: the connection or the subscription is gone."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+class _Feed(Subscription):
+    """An asyncua Subscription that converts whole PublishResponses straight into samples.
+
+    Overriding ``publish_callback`` keeps one batch per notification message and avoids
+    asyncua's per-item dispatch (a task per value in handler mode).
+    """
+
+    def __init__(
+        self, collector: OpcUaCollector, client: Client, params: ua.CreateSubscriptionParameters
+    ) -> None:
+        super().__init__(client.uaclient.session, params, handler=None, queue_maxsize=1)
+        self._collector = collector
+        self.tags: dict[int, OpcUaTag] = {}
+
+    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+        c = self._collector
+        msg = publish_result.NotificationMessage
+        publish_ns = from_datetime(msg.PublishTime)
+        samples: list[Sample] = []
+        for notif in msg.NotificationData or ():
+            if isinstance(notif, ua.DataChangeNotification):
+                for item in notif.MonitoredItems:
+                    tag = self.tags.get(item.ClientHandle)
+                    if tag is not None:
+                        samples.append(_sample(tag.name, item.Value, publish_ns))
+            elif isinstance(notif, ua.StatusChangeNotification) and notif.Status.value in _LOST_CODES:
+                c._handoff_lost(f"subscription status {notif.Status.name}")
+        await c._handoff(_Publish(samples, publish_ns))
+
+
+def _sample(tag: str, dv: ua.DataValue, fallback_ns: int) -> Sample:
+    stamp = dv.SourceTimestamp or dv.ServerTimestamp
+    ts = from_datetime(stamp) if stamp is not None else fallback_ns
+    code = dv.StatusCode.value if dv.StatusCode is not None else 0
+    raw = dv.Value.Value if dv.Value is not None else None
+    value = _as_float(raw)
+    quality = quality_of(code)
+    if math.isnan(value):
+        quality = Quality.BAD
+    return Sample(ts, tag, value, quality)
+
+
+def _application_uri(certificate: Path) -> str | None:
+    """Our ApplicationUri must equal the URI in our certificate's subjectAltName."""
+    data = certificate.read_bytes()
+    cert = (
+        x509.load_pem_x509_certificate(data)
+        if data.lstrip().startswith(b"-----")
+        else x509.load_der_x509_certificate(data)
+    )
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
+
+
+class OpcUaCollector:
+    """A StreamingCollector for one OPC UA server (``config.OpcUaSource``)."""
+
+    def __init__(self, source: OpcUaSource, *, handoff: int = 64) -> None:
+        self.source = source
+        self.name = source.name
+        self.address = source.endpoint
+        self._queue: asyncio.Queue[_Publish | _Lost] = asyncio.Queue(maxsize=handoff)
+        self._client: Client | None = None
+        self._sink: Sink | None = None
+        self._heartbeat_ns = 0
+        max_sampling = max((t.sampling_interval or 0 for t in source.tags), default=0)
+        self.lag_ns = source.publishing_interval + max_sampling
+        self.keepalive_count = max(1, source.heartbeat // max(source.publishing_interval, 1))
+        keepalive_ns = self.keepalive_count * source.publishing_interval
+        self.stale_after_ns = 3 * keepalive_ns + source.timeout
+
+    # -- StreamingCollector ---------------------------------------------------------------------
+
+    async def run(self, sink: Sink) -> None:
+        """Connect, subscribe and deliver until cancelled or the connection is lost."""
+        self._sink = sink
+        self._drain()
+        client = await self._connect()
+        try:
+            await self._subscribe(client, sink)
+            while True:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self.stale_after_ns / 1e9)
+                except TimeoutError:
+                    raise self._unavailable(
+                        f"no publish response for {self.stale_after_ns / 1e9:g}s"
+                    ) from None
+                if isinstance(item, _Lost):
+                    raise self._unavailable(item.why)
+                if item.samples:
+                    await sink.put(item.samples)
+                hb = item.publish_ns - self.lag_ns
+                if hb > self._heartbeat_ns:
+                    self._heartbeat_ns = hb
+                    sink.heartbeat(self.name, hb)
+        finally:
+            await self._disconnect(client)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await self._disconnect(client)
+
+    # -- connection -----------------------------------------------------------------------------
+
+    async def _connect(self) -> Client:
+        src = self.source
+        client = Client(
+            src.endpoint,
+            timeout=src.timeout / 1e9,
+            watchdog_intervall=min(src.heartbeat, src.timeout) / 1e9,
+            auto_reconnect=False,
+        )
+        client.name = client.description = f"plantpulse {src.name}"
+        client.application_uri = "urn:plantpulse:collector"
+        if src.username is not None:
+            client.set_user(src.username)
+        if src.password is not None:
+            client.set_password(src.password.get_secret_value())
+
+        async def lost(exc: Exception) -> None:
+            self._handoff_lost(f"connection lost: {exc or type(exc).__name__}")
+
+        client.connection_lost_callback = lost
+        try:
+            await asyncio.wait_for(self._secure(client), src.timeout / 1e9)
+            await asyncio.wait_for(client.connect(), src.timeout / 1e9)
+        except asyncio.CancelledError:
+            await self._disconnect(client)
+            raise
+        except (OSError, TimeoutError, UaError, ValueError) as e:
+            await self._disconnect(client)
+            raise self._translate(e) from None
+        self._client = client
+        return client
+
+    async def _secure(self, client: Client) -> None:
+        sec = self.source.security
+        if sec.policy == "None":
+            return
+        assert sec.certificate is not None and sec.private_key is not None  # checked by the schema
+        uri = _application_uri(sec.certificate)
+        if uri:
+            client.application_uri = uri
+        mode = ua.MessageSecurityMode.Sign if sec.mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
+        await client.set_security(
+            SecurityPolicyBasic256Sha256,
+            str(sec.certificate),
+            str(sec.private_key),
+            server_certificate=str(sec.server_certificate) if sec.server_certificate else None,
+            mode=mode,
+        )
+
+    async def _disconnect(self, client: Client) -> None:
+        """Tear down without letting asyncua's own teardown noise or errors escape."""
+        if self._client is client:
+            self._client = None
+        quiet = logging.getLogger("asyncua.client.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with contextlib.suppress(OSError, TimeoutError, UaError, ConnectionError):
+                await asyncio.wait_for(client.disconnect(), self.source.timeout / 1e9)
+        finally:
+            quiet.setLevel(level)
+
+    # -- subscription ---------------------------------------------------------------------------
+
+    async def _subscribe(self, client: Client, sink: Sink) -> None:
+        src = self.source
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = src.publishing_interval / NS_PER_MS
+        params.RequestedMaxKeepAliveCount = self.keepalive_count
+        params.RequestedLifetimeCount = max(10_000, 3 * self.keepalive_count)
+        params.MaxNotificationsPerPublish = 0
+        params.PublishingEnabled = True
+        feed = _Feed(self, client, params)
+        try:
+            await feed.init()
+            requests: list[tuple[OpcUaTag, ua.MonitoredItemCreateRequest]] = []
+            for handle, tag in enumerate(src.tags, start=1):
+                try:
+                    requests.append((tag, self._item_request(handle, tag)))
+                except (UaError, ValueError) as e:
+                    sink.error(
+                        self.name,
+                        TagError(self.name, self.address, f"tag {tag.name}: invalid node {tag.node!r}: {e}"),
+                    )
+            for i in range(0, len(requests), _CREATE_CHUNK):
+                chunk = requests[i : i + _CREATE_CHUNK]
+                for tag, req in chunk:
+                    feed.tags[_handle(req)] = tag  # before creating: the first values may come at once
+                results = await feed.create_monitored_items([r for _, r in chunk])
+                for (tag, req), result in zip(chunk, results, strict=True):
+                    if isinstance(result, ua.StatusCode):
+                        feed.tags.pop(_handle(req), None)
+                        sink.error(
+                            self.name,
+                            TagError(
+                                self.name, self.address, f"tag {tag.name}: node {tag.node}: {result.name}"
+                            ),
+                        )
+        except (OSError, TimeoutError, UaError) as e:
+            raise self._translate(e) from None
+
+    def _item_request(self, handle: int, tag: OpcUaTag) -> ua.MonitoredItemCreateRequest:
+        rv = ua.ReadValueId()
+        rv.NodeId = ua.NodeId.from_string(tag.node)
+        rv.AttributeId = AttributeIds.Value
+        mp = ua.MonitoringParameters()
+        mp.ClientHandle = handle
+        mp.SamplingInterval = (tag.sampling_interval or self.source.publishing_interval) / NS_PER_MS
+        mp.QueueSize = _QUEUE_SIZE
+        mp.DiscardOldest = True
+        if tag.deadband:
+            flt = ua.DataChangeFilter()
+            flt.Trigger = ua.DataChangeTrigger.StatusValue
+            flt.DeadbandType = ua.DeadbandType.Absolute
+            flt.DeadbandValue = tag.deadband
+            mp.Filter = flt
+        req = ua.MonitoredItemCreateRequest()
+        req.ItemToMonitor = rv
+        req.MonitoringMode = ua.MonitoringMode.Reporting
+        req.RequestedParameters = mp
+        return req
+
+    # -- handoff (called from asyncua's publish loop) ------------------------------------------
+
+    async def _handoff(self, item: _Publish) -> None:
+        try:
+            self._queue.put_nowait(item)
+            return
+        except asyncio.QueueFull:
+            pass
+        try:
+            await asyncio.wait_for(self._queue.put(item), self.source.timeout / 1e9)
+        except TimeoutError:
+            if self._sink is not None and item.samples:
+                self._sink.error(
+                    self.name,
+                    SamplesDropped(
+                        self.name, self.address, f"pipeline full: dropped {len(item.samples)} samples"
+                    ),
+                )
+
+    def _handoff_lost(self, why: str) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+        self._queue.put_nowait(_Lost(why))
+
+    def _drain(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _unavailable(self, why: str) -> SourceUnavailable:
+        return SourceUnavailable(self.name, self.address, why)
+
+    def _translate(self, e: BaseException) -> SourceError:
+        if isinstance(e, UaStatusCodeError) and e.code in _AUTH_CODES:
+            return AuthenticationError(self.name, self.address, f"refused: {_describe(e)}")
+        if isinstance(e, UaError | ValueError) and "endpoint" in str(e).lower():
+            return AuthenticationError(self.name, self.address, f"security: {e}")
+        return SourceUnavailable(self.name, self.address, _describe(e))
+
+
+def _handle(req: ua.MonitoredItemCreateRequest) -> int:
+    return int(req.RequestedParameters.ClientHandle)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, UaStatusCodeError):
+        return ua.StatusCode(e.code).name
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    return str(e) or type(e).__name__
+
+

@@ -1,0 +1,141 @@
+"""What every per-rule stream set shares: the batch it is given and the stream table.
+
+A *stream* is one (rule, matched tag) pair: one alert lifecycle (SPEC §4 rule 7). Stream
+sets keep their state in parallel numpy arrays indexed by stream number, and a lookup from
+tag id to the (stream, input slot) pairs that read the tag, so a sample only reaches the
+streams that use it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from plantpulse.alerts import AlertEvent
+from plantpulse.rules.arrays import F64, I32, I64, INTP, B, grow, ragged_index
+from plantpulse.rules.model import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A batch as the engine hands it to rules: time-sorted (stable), late samples dropped."""
+
+    ts: I64
+    tag: I32
+    value: F64
+    bad: B
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """What the engine knows of a tag before a stream reading it existed (zero-order hold)."""
+
+    ts: int
+    value: float
+    bad: bool
+
+
+class StreamSet(ABC):
+    """All streams of one rule."""
+
+    def __init__(self, rule: Rule, slots: int) -> None:
+        self.rule = rule
+        self.slots = slots
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self._pairs: list[tuple[int, int, int]] = []  # (input tag id, stream, slot)
+        self._first = np.zeros(0, dtype=np.intp)
+        self._count = np.zeros(0, dtype=np.intp)
+        self._pair_stream = np.zeros(0, dtype=np.intp)
+        self._pair_slot = np.zeros(0, dtype=np.intp)
+        self._dirty = False
+        self._ntags = 0
+        self.raised = 0
+        self.cleared = 0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def add(self, name: str, input_ids: list[int], seeds: list[Seed | None]) -> int:
+        """Create the stream of matched tag ``name``; ``input_ids[0]`` is that tag's id."""
+        s = len(self.names)
+        self.names.append(name)
+        self.index[name] = s
+        for slot, tid in enumerate(input_ids):
+            self._pairs.append((tid, s, slot))
+        self._dirty = True
+        self._grow(s + 1)
+        self._seed(s, seeds)
+        return s
+
+    def ensure_tags(self, ntags: int) -> None:
+        if ntags > self._ntags:
+            self._ntags = ntags
+            self._dirty = True
+
+    def _lookup(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        n = max(self._ntags, 1 + max((p[0] for p in self._pairs), default=0))
+        pairs = sorted(self._pairs)
+        tags = np.array([p[0] for p in pairs], dtype=np.intp)
+        self._pair_stream = np.array([p[1] for p in pairs], dtype=np.intp)
+        self._pair_slot = np.array([p[2] for p in pairs], dtype=np.intp)
+        self._count = np.bincount(tags, minlength=n).astype(np.intp)
+        self._first = (np.cumsum(self._count) - self._count).astype(np.intp)
+
+    def entries(self, rows: Rows) -> tuple[INTP, INTP, INTP]:
+        """(row, stream, slot) for every sample that reaches a stream, grouped by stream,
+        time order kept inside each group."""
+        self._lookup()
+        count = self._count[rows.tag]
+        sel = np.flatnonzero(count)
+        if len(sel) == 0:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty, empty
+        c = count[sel]
+        first = self._first[rows.tag[sel]]
+        if int(c.max()) == 1:
+            row, pair = sel, first
+        else:
+            row = np.repeat(sel, c)
+            pair = ragged_index(first, c)
+        stream = self._pair_stream[pair]
+        order = np.argsort(stream, kind="stable")
+        return row[order], stream[order], self._pair_slot[pair][order]
+
+    def event(self, kind: str, s: int, raised_at: int, at: int, value: float, message: str) -> AlertEvent:
+        if kind == "raised":
+            self.raised += 1
+        else:
+            self.cleared += 1
+        r = self.rule
+        return AlertEvent(kind, r.id, self.names[s], r.severity, raised_at, at, value, message, r.notify)  # type: ignore[arg-type]
+
+    @abstractmethod
+    def _grow(self, n: int) -> None: ...
+
+    @abstractmethod
+    def _seed(self, s: int, seeds: list[Seed | None]) -> None: ...
+
+    @abstractmethod
+    def process(self, rows: Rows) -> list[AlertEvent]: ...
+
+    @abstractmethod
+    def advance(self, watermark: int) -> list[AlertEvent]: ...
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+def grow_all(obj: Any, n: int, spec: dict[str, Any]) -> None:
+    """Grow every state array named in ``spec`` (name -> fill value) to ``n`` streams."""
+    for name, fill in spec.items():
+        setattr(obj, name, grow(getattr(obj, name), n, fill))

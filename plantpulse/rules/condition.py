@@ -1,0 +1,286 @@
+"""Streams of value conditions (above, below, outside, deviation, rate, expr), vectorised.
+
+Per batch, the evaluation points of all streams of a rule are laid out grouped by stream
+and the condition is computed for all of them at once. Each point is FIRE, CLEAR, BAND
+(inside the hysteresis band) or UNKNOWN (an input is bad or has no value yet). The alert
+lifecycle (SPEC §4 rules 3, 5, 6, 7) then only depends on maximal runs of equal status:
+
+* a FIRE run starting at ``t0`` *qualifies* when the point that ends it has ``ts >= t0 + for``;
+* a CLEAR run starting at ``t1`` qualifies when the point that ends it has ``ts >= t1 + clear.for``;
+* an inactive stream is raised by the first qualifying FIRE run (``raised_at = t0 + for``), an
+  active stream is cleared by the first qualifying CLEAR run; every other run changes nothing
+  (a FIRE run that is too short is a pending that reset, and so on).
+
+So Python only loops over qualifying runs of streams that actually change state; everything
+else is array arithmetic. The run still open at the end of a batch is the stream's pending
+state (its start and the value to report), resolved later by more samples or by the
+watermark in ``advance``. A pending run is carried into the next batch as a virtual point at
+its start, so runs crossing batch boundaries need no special case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from plantpulse.alerts import AlertEvent
+from plantpulse.rules.arrays import F64, NONE, fj, group_starts, jf, jt, tj
+from plantpulse.rules.base import Rows, Seed, StreamSet, grow_all
+from plantpulse.rules.model import Rule
+
+UNKNOWN, FIRE, CLEAR, BAND = 0, 1, 2, 3
+
+_STATE = {
+    "active": False,
+    "pend": NONE,
+    "pend_val": np.nan,
+    "pend_aux": np.nan,
+    "raised_at": NONE,
+    "raised_val": np.nan,
+    "last_eval": NONE,
+    "prev_ts": NONE,
+    "prev_val": np.nan,
+    "prev_bad": False,
+    "held": np.nan,
+    "held_bad": False,
+    "held_has": False,
+}
+
+
+class ConditionStreams(StreamSet):
+    def __init__(self, rule: Rule) -> None:
+        super().__init__(rule, 1 + len(rule.inputs))
+        self.active = np.zeros(0, dtype=np.bool_)
+        self.pend = np.zeros(0, dtype=np.int64)
+        self.pend_val = np.zeros(0, dtype=np.float64)
+        self.pend_aux = np.zeros(0, dtype=np.float64)
+        self.raised_at = np.zeros(0, dtype=np.int64)
+        self.raised_val = np.zeros(0, dtype=np.float64)
+        self.last_eval = np.zeros(0, dtype=np.int64)
+        self.prev_ts = np.zeros(0, dtype=np.int64)
+        self.prev_val = np.zeros(0, dtype=np.float64)
+        self.prev_bad = np.zeros(0, dtype=np.bool_)
+        self.held = np.zeros((0, self.slots), dtype=np.float64)
+        self.held_bad = np.zeros((0, self.slots), dtype=np.bool_)
+        self.held_has = np.zeros((0, self.slots), dtype=np.bool_)
+        self.messages: dict[int, str] = {}
+        self._aux_kind = (
+            "rate" if rule.kind == "rate" else "setpoint" if rule.kind == "deviation" and rule.inputs else ""
+        )
+
+    def _grow(self, n: int) -> None:
+        grow_all(self, n, _STATE)
+
+    def _seed(self, s: int, seeds: list[Seed | None]) -> None:
+        for j, seed in enumerate(seeds):
+            if seed is not None:
+                self.held[s, j], self.held_bad[s, j], self.held_has[s, j] = seed.value, seed.bad, True
+                if j == 0:
+                    self.prev_ts[s], self.prev_val[s], self.prev_bad[s] = seed.ts, seed.value, seed.bad
+
+    # --- one batch --------------------------------------------------------------------------
+    def process(self, rows: Rows) -> list[AlertEvent]:
+        row, s, k = self.entries(rows)
+        n = len(row)
+        if n == 0:
+            return []
+        rule = self.rule
+        t = rows.ts[row]
+        v = rows.value[row]
+        b = rows.bad[row]
+        gst = group_starts(s)
+        gs = s[gst]
+        gend = np.append(gst[1:], n) - 1
+        rate: F64 | None = None
+        if self.slots == 1:
+            cols = [v]
+            known = ~b
+            self.held[gs, 0], self.held_bad[gs, 0], self.held_has[gs, 0] = v[gend], b[gend], True
+        else:
+            t = np.maximum(t, self.last_eval[s])  # an input older than the stream's last point
+            cols, known = self._fill(s, k, v, b, gst, gs, gend)
+            if n > 1:
+                dup = (s[1:] == s[:-1]) & (row[1:] == row[:-1])
+                if dup.any():  # one tag read by several slots: one evaluation point, not several
+                    keep = ~np.append(dup, False)
+                    t, s, v, known = t[keep], s[keep], v[keep], known[keep]
+                    cols = [c[keep] for c in cols]
+                    n = len(t)
+                    gst = group_starts(s)
+                    gend = np.append(gst[1:], n) - 1
+        self.last_eval[gs] = t[gend]
+        if rule.kind == "rate":
+            rate, known = self._rate(t, v, b, gst, gs, gend)
+        fire, clear = rule.condition(cols, rate)
+        st = np.full(n, BAND, dtype=np.int8)
+        st[clear] = CLEAR
+        st[fire] = FIRE
+        st[~known] = UNKNOWN
+        val = cols[0]
+        aux = rate if rate is not None else cols[1] if self._aux_kind == "setpoint" else val
+        return self._runs(t, s, st, val, aux, gst, gs)
+
+    def _fill(self, s: Any, k: Any, v: F64, b: Any, gst: Any, gs: Any, gend: Any) -> tuple[list[F64], Any]:
+        """Zero-order hold of every input slot at every evaluation point of the stream."""
+        n = len(s)
+        ar = np.arange(n)
+        gid = np.repeat(np.arange(len(gst)), np.diff(np.append(gst, n)))
+        first = gst[gid]
+        known = np.ones(n, dtype=np.bool_)
+        cols: list[F64] = []
+        for j in range(self.slots):
+            acc = np.maximum.accumulate(np.where(k == j, ar, -1))
+            valid = acc >= first
+            src = np.maximum(acc, 0)
+            col = np.where(valid, v[src], self.held[s, j])
+            cb = np.where(valid, b[src], self.held_bad[s, j])
+            ch = valid | self.held_has[s, j]
+            known &= ch & ~cb
+            cols.append(col)
+            self.held[gs, j], self.held_bad[gs, j], self.held_has[gs, j] = col[gend], cb[gend], ch[gend]
+        return cols, known
+
+    def _rate(self, t: Any, v: F64, b: Any, gst: Any, gs: Any, gend: Any) -> tuple[F64, Any]:
+        """Change per ``per`` between consecutive samples; unknown for the first sample, a
+        zero time step, or when either sample is bad."""
+        pt = np.empty_like(t)
+        pv = np.empty_like(v)
+        pb = np.empty_like(b)
+        pt[1:], pv[1:], pb[1:] = t[:-1], v[:-1], b[:-1]
+        pt[gst], pv[gst], pb[gst] = self.prev_ts[gs], self.prev_val[gs], self.prev_bad[gs]
+        self.prev_ts[gs], self.prev_val[gs], self.prev_bad[gs] = t[gend], v[gend], b[gend]
+        ok = (pt != NONE) & (t > pt) & ~b & ~pb
+        dt = np.where(ok, t - pt, 1).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            rate = np.where(ok, (v - pv) / dt * self.rule.per_ns, np.nan)
+        return rate, ok
+
+    def _runs(self, t: Any, s: Any, st: Any, val: F64, aux: F64, gst: Any, gs: Any) -> list[AlertEvent]:
+        rule = self.rule
+        pend = self.pend[gs]
+        carry = pend != NONE
+        if carry.any():  # pending runs continue as a virtual point at their start
+            at = gst[carry]
+            cs = gs[carry]
+            t = np.insert(t, at, pend[carry])
+            s = np.insert(s, at, cs)
+            st = np.insert(st, at, np.where(self.active[cs], CLEAR, FIRE).astype(np.int8))
+            val = np.insert(val, at, self.pend_val[cs])
+            aux = np.insert(aux, at, self.pend_aux[cs])
+        n = len(t)
+        brk = np.ones(n, dtype=np.bool_)
+        brk[1:] = (st[1:] != st[:-1]) | (s[1:] != s[:-1])
+        rs = np.flatnonzero(brk)
+        re = np.append(rs[1:], n)
+        rst = st[rs]
+        rstream = s[rs]
+        rstart = t[rs]
+        deadline = rstart + np.where(rst == CLEAR, rule.clear_for_ns, rule.for_ns)
+        nxt = np.minimum(re, n - 1)
+        closed = (re < n) & (s[nxt] == rstream)
+        qual = closed & (t[nxt] >= deadline) & ((rst == FIRE) | (rst == CLEAR))
+        # the value to report: the last point of the run strictly before raised_at, or the
+        # point that started it when for is 0 (ties at raised_at then cannot depend on batching)
+        lt = (t < np.repeat(deadline, re - rs)).astype(np.intp)
+        vi = rs + np.maximum(np.add.reduceat(lt, rs) - 1, 0)
+        events: list[AlertEvent] = []
+        if qual.any():
+            act = self.active[rstream]
+            rel = qual & (((rst == FIRE) & ~act) | ((rst == CLEAR) & act))
+            for sid in np.unique(rstream[rel]).tolist():
+                ra = int(np.searchsorted(rstream, sid, "left"))
+                rb = int(np.searchsorted(rstream, sid, "right"))
+                on = bool(self.active[sid])
+                for q in (ra + np.flatnonzero(qual[ra:rb])).tolist():
+                    if rst[q] == FIRE and not on:
+                        i = int(vi[q])
+                        events.append(self._raise(sid, int(deadline[q]), float(val[i]), float(aux[i])))
+                        on = True
+                    elif rst[q] == CLEAR and on:
+                        events.append(self._clear(sid, int(deadline[q])))
+                        on = False
+                self.active[sid] = on
+        last = np.append(np.flatnonzero(rstream[1:] != rstream[:-1]), len(rs) - 1)
+        ls = rstream[last]
+        on = self.active[ls]
+        lst = rst[last]
+        keep = (~on & (lst == FIRE)) | (on & (lst == CLEAR))
+        self.pend[ls] = np.where(keep, rstart[last], NONE)
+        li = vi[last]
+        self.pend_val[ls] = val[li]
+        self.pend_aux[ls] = aux[li]
+        return events
+
+    def _raise(self, sid: int, at: int, value: float, aux: float) -> AlertEvent:
+        rule = self.rule
+        sp = aux if self._aux_kind == "setpoint" else None
+        rt = aux if self._aux_kind == "rate" else None
+        msg = rule.render(self.names[sid], value, sp, rt)
+        self.raised_at[sid] = at
+        self.raised_val[sid] = value
+        self.messages[sid] = msg
+        return self.event("raised", sid, at, at, value, msg)
+
+    def _clear(self, sid: int, at: int) -> AlertEvent:
+        msg = self.messages.pop(sid, "")
+        return self.event("cleared", sid, int(self.raised_at[sid]), at, float(self.raised_val[sid]), msg)
+
+    # --- watermark --------------------------------------------------------------------------
+    def advance(self, watermark: int) -> list[AlertEvent]:
+        m = len(self.names)
+        idx = np.flatnonzero(self.pend[:m] != NONE)
+        if len(idx) == 0:
+            return []
+        act = self.active[idx]
+        dl = self.pend[idx] + np.where(act, self.rule.clear_for_ns, self.rule.for_ns)
+        due = dl <= watermark
+        events: list[AlertEvent] = []
+        for sid, at, on in zip(idx[due].tolist(), dl[due].tolist(), act[due].tolist(), strict=True):
+            if on:
+                events.append(self._clear(sid, at))
+            else:
+                events.append(self._raise(sid, at, float(self.pend_val[sid]), float(self.pend_aux[sid])))
+            self.active[sid] = not on
+            self.pend[sid] = NONE
+        return events
+
+    # --- state ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s, name in enumerate(self.names):
+            out[name] = {
+                "active": bool(self.active[s]),
+                "pend": jt(int(self.pend[s])),
+                "pend_val": jf(float(self.pend_val[s])),
+                "pend_aux": jf(float(self.pend_aux[s])),
+                "raised_at": jt(int(self.raised_at[s])),
+                "raised_val": jf(float(self.raised_val[s])),
+                "message": self.messages.get(s),
+                "last_eval": jt(int(self.last_eval[s])),
+                "prev": [jt(int(self.prev_ts[s])), jf(float(self.prev_val[s])), bool(self.prev_bad[s])],
+                "held": [
+                    [jf(float(self.held[s, j])), bool(self.held_bad[s, j]), bool(self.held_has[s, j])]
+                    for j in range(self.slots)
+                ],
+            }
+        return out
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for name, st in state.items():
+            s = self.index.get(name)
+            if s is None:
+                continue
+            self.active[s] = st["active"]
+            self.pend[s] = tj(st["pend"])
+            self.pend_val[s] = fj(st["pend_val"])
+            self.pend_aux[s] = fj(st["pend_aux"])
+            self.raised_at[s] = tj(st["raised_at"])
+            self.raised_val[s] = fj(st["raised_val"])
+            if st["message"] is not None:
+                self.messages[s] = st["message"]
+            self.last_eval[s] = tj(st["last_eval"])
+            pts, pv, pb = st["prev"]
+            self.prev_ts[s], self.prev_val[s], self.prev_bad[s] = tj(pts), fj(pv), pb
+            for j, (hv, hb, hh) in enumerate(st["held"][: self.slots]):
+                self.held[s, j], self.held_bad[s, j], self.held_has[s, j] = fj(hv), hb, hh

@@ -1,0 +1,197 @@
+"""The rules engine: samples in, alert transitions out. Pure code, no I/O, no clock.
+
+The same engine runs in the live pipeline, in a backtest, in rule unit tests and inside a
+faust agent; time only comes from sample timestamps and the watermark (SPEC §4 rules 1, 4).
+
+* Tags are matched against rule patterns once per tag id, lazily, as the registry grows;
+  each match creates one stream (rule, tag) and indexes the tags it reads.
+* ``process`` sorts a batch stably by time, drops samples older than their tag's last
+  processed sample ("late", counted), hands the batch to every rule's stream set and then
+  lets the new watermark fire what is due.
+* ``snapshot``/``restore`` carry the complete state as plain JSON-able data, keyed by rule
+  id and tag name so it survives a restart with a differently numbered registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plantpulse.alerts import AlertEvent
+from plantpulse.rules.arrays import NONE, fj, grow, jf
+from plantpulse.rules.base import Rows, Seed, StreamSet
+from plantpulse.rules.condition import ConditionStreams
+from plantpulse.rules.model import Rule, is_glob
+from plantpulse.rules.stale import StaleStreams
+from plantpulse.samples import Quality, SampleBatch, TagRegistry
+
+__all__ = ["Engine", "EngineStats"]
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class EngineStats:
+    """Counters since start (restored with a snapshot); read-only view, rebuilt on access."""
+
+    samples: int = 0
+    bad_samples: int = 0
+    late_dropped: int = 0
+    streams: int = 0
+    raised: dict[str, int] = field(default_factory=dict)
+    cleared: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, rules: Sequence[Rule], tags: TagRegistry) -> None:
+        self.rules = list(rules)
+        self.tags = tags
+        self._sets: list[StreamSet] = [
+            StaleStreams(r) if r.kind == "stale" else ConditionStreams(r) for r in self.rules
+        ]
+        self._exact: dict[str, list[int]] = {}
+        self._globs: list[int] = []
+        for i, r in enumerate(self.rules):
+            if not is_glob(r.tag):
+                self._exact.setdefault(r.tag, []).append(i)
+            else:
+                self._globs.append(i)
+        self._matched = 0
+        self._last_ts = np.zeros(0, dtype=np.int64)
+        self._last_val = np.zeros(0, dtype=np.float64)
+        self._last_bad = np.zeros(0, dtype=np.bool_)
+        self.watermark: int | None = None
+        self._samples = 0
+        self._bad = 0
+        self._late = 0
+
+    # --- tags -> streams --------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Match tags registered since the last call (the registry only grows)."""
+        while self._matched < len(self.tags):
+            tid = self._matched
+            self._matched += 1
+            name = self.tags.name(tid)
+            hits = self._exact.get(name, []) + [i for i in self._globs if self.rules[i].matches(name)]
+            for i in hits:
+                ids = [self.tags.id(n) for n in self.rules[i].input_names(name)]
+                self._sets[i].add(name, ids, [self._seed(x) for x in ids])
+        n = len(self.tags)
+        self._last_ts = grow(self._last_ts, n, NONE)
+        self._last_val = grow(self._last_val, n, np.nan)
+        self._last_bad = grow(self._last_bad, n, False)
+        for st in self._sets:
+            st.ensure_tags(n)
+
+    def _seed(self, tid: int) -> Seed | None:
+        if tid >= len(self._last_ts) or self._last_ts[tid] == NONE:
+            return None
+        return Seed(int(self._last_ts[tid]), float(self._last_val[tid]), bool(self._last_bad[tid]))
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def process(self, batch: SampleBatch) -> list[AlertEvent]:
+        """Evaluate one batch (any order); events come back ordered by their time ``at``."""
+        if len(batch) == 0:
+            return []
+        self._sync()
+        b = batch.sorted()
+        ts, tag, value, quality = b.ts, b.tag, b.value, b.quality
+        late = ts < self._last_ts[tag]
+        nlate = int(np.count_nonzero(late))
+        if nlate:
+            keep = ~late
+            ts, tag, value, quality = ts[keep], tag[keep], value[keep], quality[keep]
+            self._late += nlate
+        n = len(ts)
+        if n == 0:
+            return []
+        bad = quality == Quality.BAD
+        self._samples += n
+        self._bad += int(np.count_nonzero(bad))
+        lastrow = np.full(len(self._last_ts), -1, dtype=np.intp)
+        np.maximum.at(lastrow, tag, np.arange(n))
+        touched = np.flatnonzero(lastrow >= 0)
+        rr = lastrow[touched]
+        self._last_ts[touched], self._last_val[touched], self._last_bad[touched] = ts[rr], value[rr], bad[rr]
+        top = int(ts[-1])
+        self.watermark = top if self.watermark is None else max(self.watermark, top)
+        rows = Rows(ts, tag, value, bad)
+        events: list[AlertEvent] = []
+        for st in self._sets:
+            events.extend(st.process(rows))
+        for st in self._sets:
+            events.extend(st.advance(self.watermark))
+        events.sort(key=_at)
+        return events
+
+    def advance(self, watermark_ns: int) -> list[AlertEvent]:
+        """Heartbeat or end of input: fire pending conditions whose time has come."""
+        self._sync()
+        w = int(watermark_ns)
+        self.watermark = w if self.watermark is None else max(self.watermark, w)
+        events: list[AlertEvent] = []
+        for st in self._sets:
+            events.extend(st.advance(self.watermark))
+        events.sort(key=_at)
+        return events
+
+    @property
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            samples=self._samples,
+            bad_samples=self._bad,
+            late_dropped=self._late,
+            streams=sum(len(st) for st in self._sets),
+            raised={st.rule.id: st.raised for st in self._sets},
+            cleared={st.rule.id: st.cleared for st in self._sets},
+        )
+
+    # --- state --------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Complete state as plain JSON-serializable data (NaN written as null)."""
+        n = min(len(self._last_ts), len(self.tags))
+        tags = {
+            self.tags.name(i): [int(self._last_ts[i]), jf(float(self._last_val[i])), bool(self._last_bad[i])]
+            for i in np.flatnonzero(self._last_ts[:n] != NONE).tolist()
+        }
+        return {
+            "version": SNAPSHOT_VERSION,
+            "watermark": self.watermark,
+            "counters": {"samples": self._samples, "bad_samples": self._bad, "late_dropped": self._late},
+            "tags": tags,
+            "rules": {
+                st.rule.id: {"streams": st.snapshot(), "raised": st.raised, "cleared": st.cleared}
+                for st in self._sets
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> Engine:
+        """Continue from ``snapshot()`` output; returns self. Rules absent from the state start
+        fresh; state of rules no longer configured is ignored."""
+        if state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported engine snapshot version {state.get('version')!r}")
+        for name in state["tags"]:
+            self.tags.id(name)
+        for rs in state["rules"].values():
+            for name in rs["streams"]:
+                self.tags.id(name)
+        self._sync()
+        for name, (t, v, b) in state["tags"].items():
+            i = self.tags.id(name)
+            self._last_ts[i], self._last_val[i], self._last_bad[i] = t, fj(v), b
+        for st in self._sets:
+            rs = state["rules"].get(st.rule.id)
+            if rs is not None:
+                st.restore(rs["streams"])
+                st.raised, st.cleared = rs["raised"], rs["cleared"]
+        self.watermark = state["watermark"]
+        c = state["counters"]
+        self._samples, self._bad, self._late = c["samples"], c["bad_samples"], c["late_dropped"]
+        return self
+
+
+def _at(e: AlertEvent) -> int:
+    return e.at

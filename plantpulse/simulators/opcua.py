@@ -1,0 +1,244 @@
+"""An OPC UA server (asyncua) that plays a scenario: the devices of a test bench.
+
+Address space: ``Objects/<asset>/<welder>/<signal>``, each variable a Double with the string
+NodeId ``ns=2;s=<asset>/<welder>/<signal>`` (the tag name itself, namespace
+``urn:plantpulse:simulator``), so a plant.yaml for the bench is mechanical (see
+``scenario.opcua_source``).
+
+Time: tick ``k`` is written at wall-clock ``start_ns + k * tick`` with that instant as its
+SOURCE timestamp, so event-time results computed from the pure scenario are exact. Only values
+or statuses that change are written (an OPC UA server reports changes only anyway). Stopping
+and starting again keeps ``start_ns``: scenario time is wall time, as on a real line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, cast
+
+from asyncua import ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
+
+from plantpulse.simulators.scenario import NAMESPACE_URI, SIGNALS, Scenario
+
+__all__ = ["OpcUaSimulator", "SimulatorSecurity"]
+
+log = logging.getLogger(__name__)
+
+SERVER_URI = "urn:plantpulse:simulator:server"
+
+
+@dataclass(frozen=True)
+class SimulatorSecurity:
+    """Basic256Sha256 endpoints with the server's certificate; ``users`` (name -> password),
+    when given, make username login mandatory. ``allow_none`` also offers the open endpoint."""
+
+    certificate: Path
+    private_key: Path
+    modes: tuple[Literal["Sign", "SignAndEncrypt"], ...] = ("Sign", "SignAndEncrypt")
+    users: dict[str, str] = field(default_factory=dict)
+    allow_none: bool = False
+
+
+class _Users(UserManager):
+    """asyncua user manager: a fixed table of usernames and passwords."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = dict(users)
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
+        if username is not None and self._users.get(username) == password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+def _nodeid(path: str, ns: int) -> ua.NodeId:
+    return ua.NodeId.from_string(f"ns={ns};s={path}")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class OpcUaSimulator:
+    """``async with OpcUaSimulator(scenario, port=0) as sim:`` serves ``sim.endpoint``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        security: SimulatorSecurity | None = None,
+        start_ns: int | None = None,
+        clock: Any = time.time_ns,
+    ) -> None:
+        self.scenario = scenario
+        self.host = host
+        self.port = port or _free_port(host)
+        self.security = security
+        self._clock = clock
+        self._fixed_start = start_ns
+        self.start_ns = start_ns if start_ns is not None else scenario.start_ns(clock())
+        self._server: Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._nodes: dict[tuple[str, int], ua.NodeId] = {}
+        self._last: dict[ua.NodeId, tuple[float, int]] = {}
+        self.ticks_written = 0
+        self.values_written = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}/plantpulse"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def tick_at(self, ts_ns: int) -> int:
+        return (ts_ns - self.start_ns) // self.scenario.tick
+
+    async def __aenter__(self) -> OpcUaSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Build the address space, write the current tick and listen; idempotent.
+
+        Without a fixed ``start_ns`` the scenario starts when the first start is ready to
+        serve, so tick 0 is never skipped; a restart keeps the original start."""
+        if self._server is not None:
+            return
+        server = await self._build()
+        self._server = server
+        if self._fixed_start is None and self.ticks_written == 0:
+            self.start_ns = self.scenario.start_ns(self._clock())  # tick 0 is the first thing served
+        self._last.clear()
+        k = max(self.tick_at(self._clock()), 0)
+        await self._write_tick(k)
+        await server.start()
+        self._task = asyncio.create_task(self._ticks(k + 1), name=f"simulator {self.endpoint}")
+        log.debug(
+            "simulator %s serving %d tags of %s on %s",
+            self.scenario.name,
+            len(self._nodes),
+            self.scenario.asset,
+            self.endpoint,
+        )
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening (the port can be reused by ``start``)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+            log.info("simulator %s stopped (%s)", self.scenario.name, self.endpoint)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def _build(self) -> Server:
+        sec = self.security
+        server = Server(user_manager=_Users(sec.users) if sec is not None and sec.users else None)
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name(f"plantpulse simulator ({self.scenario.name})")
+        await server.set_application_uri(SERVER_URI)
+        policies: list[ua.SecurityPolicyType] = []
+        if sec is None or sec.allow_none:
+            policies.append(ua.SecurityPolicyType.NoSecurity)
+        if sec is not None:
+            if "Sign" in sec.modes:
+                policies.append(ua.SecurityPolicyType.Basic256Sha256_Sign)
+            if "SignAndEncrypt" in sec.modes:
+                policies.append(ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt)
+            await server.load_certificate(str(sec.certificate))
+            await server.load_private_key(str(sec.private_key))
+            if sec.users:
+                server.set_identity_tokens([ua.UserNameIdentityToken])
+        server.set_security_policy(policies)
+        ns = await server.register_namespace(NAMESPACE_URI)
+        self._nodes.clear()
+        scn = self.scenario
+        line = await server.nodes.objects.add_object(_nodeid(scn.asset, ns), ua.QualifiedName(scn.asset, ns))
+        for row, welder in enumerate(scn.welder_names()):
+            path = f"{scn.asset}/{welder}"
+            obj = await line.add_object(_nodeid(path, ns), ua.QualifiedName(welder, ns))
+            for signal in SIGNALS:
+                var = await obj.add_variable(
+                    _nodeid(f"{path}/{signal}", ns),
+                    ua.QualifiedName(signal, ns),
+                    ua.Variant(0.0, ua.VariantType.Double),
+                )
+                self._nodes[(signal, row)] = var.nodeid
+        return server
+
+    async def _ticks(self, k: int) -> None:
+        """Write tick ``k`` at its wall-clock instant, then the next; skip ahead when far behind."""
+        tick = self.scenario.tick
+        while self.scenario.loop or k < self.scenario.n_ticks:
+            delay = self.start_ns + k * tick - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay / 1e9)
+            elif -delay > 10 * tick:
+                k = self.tick_at(self._clock())
+            await self._write_tick(k)
+            k += 1
+
+    async def _write_tick(self, k: int) -> None:
+        server = self._server
+        assert server is not None
+        ts = self.start_ns + k * self.scenario.tick
+        source_ts = datetime.fromtimestamp(ts // 1_000_000_000, UTC).replace(
+            microsecond=(ts % 1_000_000_000) // 1000
+        )
+        now = datetime.now(UTC)
+        for signal in SIGNALS:
+            frame = self.scenario.evaluate(signal, [k])
+            values, status, updated = (
+                frame.value[:, 0].tolist(),
+                frame.status[:, 0].tolist(),
+                frame.updated[:, 0].tolist(),
+            )
+            for row, value in enumerate(values):
+                if not updated[row]:
+                    continue
+                nodeid = self._nodes[(signal, row)]
+                code = int(status[row])
+                last = self._last.get(nodeid)
+                if last is not None and last[1] == code and (last[0] == value or code != 0):
+                    continue
+                self._last[nodeid] = (value, code)
+                variant = (
+                    ua.Variant(None, ua.VariantType.Null)
+                    if code
+                    else ua.Variant(value, ua.VariantType.Double)
+                )
+                # asyncua annotates these with its own aliases of int/datetime
+                fields: dict[str, Any] = {"SourceTimestamp": source_ts, "ServerTimestamp": now}
+                dv = ua.DataValue(Value=variant, StatusCode=ua.StatusCode(cast(Any, code)), **fields)
+                await server.write_attribute_value(nodeid, dv)
+                self.values_written += 1
+        self.ticks_written += 1

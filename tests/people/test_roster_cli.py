@@ -1,0 +1,59 @@
+"""plantpulse roster show | check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from team_fixture import PLANT
+
+from plantpulse.cli import main
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    p = tmp_path / "plant.yaml"
+    p.write_text(PLANT, encoding="utf-8")
+    return p
+
+
+def test_show(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["roster", "show", "-c", str(cfg), "--asset", "line1/weld01", "--at", "2026-12-01 23:30"]) == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "line1/weld01 at 2026-12-01 23:30 CST (Asia/Shanghai)"
+    assert "  operator            陈刚" in out
+    assert "  quality_engineer    (nobody)" in out
+
+
+def test_show_maintenance_and_default_now(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["roster", "show", "-c", str(cfg), "--asset", "line1/weld01", "--at", "2026-12-05 09:00"]) == 0
+    )
+    assert "maintenance until 2026-12-05 12:00 CST" in capsys.readouterr().out
+    assert main(["roster", "show", "-c", str(cfg), "--asset", "line1"]) == 0
+
+
+def test_check_reports_gaps_and_exits_1(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["roster", "check", "-c", str(cfg), "--days", "1", "--from", "2026-11-30"]) == 1
+    out = capsys.readouterr().out
+    assert "line1: quality_engineer: nobody 2026-11-30 00:00 CST .. 2026-11-30 08:00 CST (8h)" in out
+
+
+def test_check_passes_on_a_covered_roster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "plant.yaml"
+    p.write_text(
+        "site: {timezone: Europe/Berlin}\nteam:\n  people: {x: {roles: [operator]}}\n"
+        "  assignments: [{roles: [operator], people: [x]}]\n",
+        encoding="utf-8",
+    )
+    assert main(["roster", "check", "-c", str(p), "--days", "3"]) == 0
+    assert "every role is covered" in capsys.readouterr().out
+
+
+def test_bad_config_is_reported_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "plant.yaml"
+    p.write_text(PLANT.replace("shift: office}", "shift: ofice}"), encoding="utf-8")
+    assert main(["roster", "check", "-c", str(p)]) == 1
+    assert "unknown shift 'ofice'" in capsys.readouterr().err
