@@ -34,6 +34,9 @@ class Document:
     file: str
     data: Any
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    """Problems found while loading (duplicate keys, unset ``${VAR}``); ``validate`` reports
+    them together with the schema's, so a user sees everything in one run."""
 
     def position(self, path: Path_) -> tuple[int, int]:
         """Position of the deepest existing prefix of ``path`` (the key, for mappings)."""
@@ -52,21 +55,17 @@ class Document:
         pydantic adds on its own (union member names, validator tags)."""
         path: list[str | int] = []
         node = self.data
-        for part in loc:
+        for i, part in enumerate(loc):
             if isinstance(node, Mapping) and part in node:
-                node = node[part]  # type: ignore[index]
+                node = node[part]
                 path.append(part)
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 node = node[part]
                 path.append(part)
-            elif isinstance(node, Mapping) and isinstance(part, str) and not _looks_generated(part):
-                path.append(part)  # a missing or unknown key: point at its parent mapping
-                break
+            elif isinstance(node, Mapping) and i == len(loc) - 1:
+                path.append(part)  # a missing key: it has no spot, so its parent mapping's is used
+            # anything else is a part pydantic adds itself (a union member, a discriminator value)
         return tuple(path)
-
-
-def _looks_generated(part: str) -> bool:
-    return "[" in part or part in {"function-after", "function-before", "function-plain", "union"}
 
 
 class _Loader(yaml.SafeLoader):
@@ -77,7 +76,8 @@ _CONSTRUCTOR = _Loader("")
 
 
 def load(path: str | Path, *, interpolate_env: bool = False, text: str | None = None) -> Document:
-    """Parse one YAML file; syntax errors and duplicate keys raise ConfigError at their spot."""
+    """Parse one YAML file. A syntax error raises ConfigError at its spot; duplicate keys and
+    unset variables are kept in ``Document.problems`` for ``validate`` to report with the rest."""
     file = str(path)
     if text is None:
         try:
@@ -93,11 +93,8 @@ def load(path: str | Path, *, interpolate_env: bool = False, text: str | None = 
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError([Problem(file, line, col, "", f"YAML syntax: {e.problem}")]) from None
     doc = Document(file, None)
-    problems: list[Problem] = []
     if node is not None:
-        doc.data = _build(node, (), doc, problems, interpolate_env)
-    if problems:
-        raise ConfigError(problems)
+        doc.data = _build(node, (), doc, doc.problems, interpolate_env)
     return doc
 
 
@@ -142,9 +139,12 @@ def _where(path: Path_) -> str:
 def validate(model: type[M], doc: Document, *, context: dict[str, Any] | None = None) -> M:
     """Validate ``doc.data`` against ``model``; every error becomes a positioned Problem."""
     try:
-        return model.model_validate(doc.data if doc.data is not None else {}, context=context)
+        result = model.model_validate(doc.data if doc.data is not None else {}, context=context)
     except ValidationError as e:
-        raise ConfigError(problems_from(e, doc)) from None
+        raise ConfigError(doc.problems + problems_from(e, doc)) from None
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    return result
 
 
 def problems_from(error: ValidationError, doc: Document, prefix: Path_ = ()) -> list[Problem]:

@@ -69,7 +69,7 @@ class PushNotifier:
     def submit(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
         for ev in events:
             push = render(ev, on_shift.get(ev.alert_id))
-            log.info("%s %s %s: %s", ev.kind, ev.rule, ev.tag, ev.message)
+            log.debug("%s %s %s: %s", ev.kind, ev.rule, ev.tag, ev.message)
             for dest in self._dests:
                 if dest.queue.full():
                     dest.queue.get_nowait()

@@ -108,7 +108,7 @@ class StreamSet(ABC):
         order = np.argsort(stream, kind="stable")
         return row[order], stream[order], self._pair_slot[pair][order]
 
-    def event(self, kind: str, s: int, raised_at: int, at: int, value: float, message: str) -> AlertEvent:
+    def event(self, kind: str, s: int, *, raised_at: int, at: int, value: float, message: str) -> AlertEvent:
         if kind == "raised":
             self.raised += 1
         else:

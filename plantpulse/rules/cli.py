@@ -102,7 +102,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     rate = f"{len(result.alerts) / hours:.2f} alerts/hour" if hours > 0 else "n/a alerts/hour"
     err = sys.stderr
     print(
-        f"{len(result.alerts)} alerts from {st.samples} samples ({st.bad_samples} bad, {st.late_dropped} late dropped)"
+        f"{len(result.alerts)} alerts from {st.samples} samples"
+        f" ({st.bad_samples} bad, {st.late_dropped} late dropped)"
         f" over {hours:.2f} h: {rate}",
         file=err,
     )

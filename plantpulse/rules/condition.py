@@ -99,7 +99,7 @@ class ConditionStreams(StreamSet):
             self.held[gs, 0], self.held_bad[gs, 0], self.held_has[gs, 0] = v[gend], b[gend], True
         else:
             t = np.maximum(t, self.last_eval[s])  # an input older than the stream's last point
-            cols, known = self._fill(s, k, v, b, gst, gs, gend)
+            cols, known = self._fill(s, k, v, b, (gst, gs, gend))
             if n > 1:
                 dup = (s[1:] == s[:-1]) & (row[1:] == row[:-1])
                 if dup.any():  # one tag read by several slots: one evaluation point, not several
@@ -111,7 +111,7 @@ class ConditionStreams(StreamSet):
                     gend = np.append(gst[1:], n) - 1
         self.last_eval[gs] = t[gend]
         if rule.kind == "rate":
-            rate, known = self._rate(t, v, b, gst, gs, gend)
+            rate, known = self._rate(t, v, b, (gst, gs, gend))
         fire, clear = rule.condition(cols, rate)
         st = np.full(n, BAND, dtype=np.int8)
         st[clear] = CLEAR
@@ -119,10 +119,11 @@ class ConditionStreams(StreamSet):
         st[~known] = UNKNOWN
         val = cols[0]
         aux = rate if rate is not None else cols[1] if self._aux_kind == "setpoint" else val
-        return self._runs(t, s, st, val, aux, gst, gs)
+        return self._runs(t, s, st, (val, aux), (gst, gs))
 
-    def _fill(self, s: Any, k: Any, v: F64, b: Any, gst: Any, gs: Any, gend: Any) -> tuple[list[F64], Any]:
+    def _fill(self, s: Any, k: Any, v: F64, b: Any, groups: tuple[Any, Any, Any]) -> tuple[list[F64], Any]:
         """Zero-order hold of every input slot at every evaluation point of the stream."""
+        gst, gs, gend = groups
         n = len(s)
         ar = np.arange(n)
         gid = np.repeat(np.arange(len(gst)), np.diff(np.append(gst, n)))
@@ -141,9 +142,10 @@ class ConditionStreams(StreamSet):
             self.held[gs, j], self.held_bad[gs, j], self.held_has[gs, j] = col[gend], cb[gend], ch[gend]
         return cols, known
 
-    def _rate(self, t: Any, v: F64, b: Any, gst: Any, gs: Any, gend: Any) -> tuple[F64, Any]:
+    def _rate(self, t: Any, v: F64, b: Any, groups: tuple[Any, Any, Any]) -> tuple[F64, Any]:
         """Change per ``per`` between consecutive samples; unknown for the first sample, a
         zero time step, or when either sample is bad."""
+        gst, gs, gend = groups
         pt = np.empty_like(t)
         pv = np.empty_like(v)
         pb = np.empty_like(b)
@@ -156,7 +158,11 @@ class ConditionStreams(StreamSet):
             rate = np.where(ok, (v - pv) / dt * self.rule.per_ns, np.nan)
         return rate, ok
 
-    def _runs(self, t: Any, s: Any, st: Any, val: F64, aux: F64, gst: Any, gs: Any) -> list[AlertEvent]:
+    def _runs(
+        self, t: Any, s: Any, st: Any, values: tuple[F64, F64], groups: tuple[Any, Any]
+    ) -> list[AlertEvent]:
+        val, aux = values
+        gst, gs = groups
         rule = self.rule
         pend = self.pend[gs]
         carry = pend != NONE
@@ -220,11 +226,18 @@ class ConditionStreams(StreamSet):
         self.raised_at[sid] = at
         self.raised_val[sid] = value
         self.messages[sid] = msg
-        return self.event("raised", sid, at, at, value, msg)
+        return self.event("raised", sid, raised_at=at, at=at, value=value, message=msg)
 
     def _clear(self, sid: int, at: int) -> AlertEvent:
         msg = self.messages.pop(sid, "")
-        return self.event("cleared", sid, int(self.raised_at[sid]), at, float(self.raised_val[sid]), msg)
+        return self.event(
+            "cleared",
+            sid,
+            raised_at=int(self.raised_at[sid]),
+            at=at,
+            value=float(self.raised_val[sid]),
+            message=msg,
+        )
 
     # --- watermark --------------------------------------------------------------------------
     def advance(self, watermark: int) -> list[AlertEvent]:

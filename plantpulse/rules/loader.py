@@ -72,7 +72,11 @@ def _load_doc(doc: yamlsrc.Document, problems: list[Problem], first_seen: dict[s
         found: list[Problem] = []
 
         def bad(
-            sub: tuple[str | int, ...], what: str, found: list[Problem] = found, where: str = where
+            sub: tuple[str | int, ...],
+            what: str,
+            found: list[Problem] = found,
+            where: str = where,
+            path: yamlsrc.Path_ = path,
         ) -> None:
             found.append(doc.problem((*path, *sub), what, where))
 
@@ -102,7 +106,7 @@ def _compile(spec: RuleSpec, raw: Mapping[str, Any], bad: Any) -> Rule | None:
     clear = spec.clear
     clear_limit = clear.limit if clear else None
     if clear_limit is not None and kind in ("stale", "expr"):
-        bad(("clear", "limit"), f"clear.limit makes no sense for a {kind} rule")
+        bad(("clear", "limit"), f"clear.limit makes no sense for {kind} rules")
         clear_limit = None
     if clear is not None and kind == "stale" and clear.for_:
         bad(("clear", "for"), "a stale alert clears at the next sample; clear.for makes no sense here")

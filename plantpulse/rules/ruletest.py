@@ -13,6 +13,7 @@ import math
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from plantpulse.rules.loader import load_rule_files
 from plantpulse.samplefile import SampleFileError, SampleReader
 from plantpulse.samples import Quality, Sample, SampleBatch, TagRegistry
 from plantpulse.schema import Duration, StrictModel
-from plantpulse.timefmt import format_duration, iso_ms, parse_duration, parse_ts
+from plantpulse.timefmt import format_duration, from_datetime, iso_ms, parse_duration, parse_ts
+
+When = str | float | datetime
 
 _TOKEN = re.compile(
     r"^(?P<a>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?)(?:(?P<op>[-+])(?P<b>\d+(?:\.\d*)?))?x(?P<n>\d+)$"
@@ -46,18 +49,18 @@ class InputSpec(StrictModel):
 class ExpectSpec(StrictModel):
     rule: str
     tag: str
-    raised_at: str | float
-    cleared_at: str | float | None = None
+    raised_at: When
+    cleared_at: When | None = None
     value: float | None = None
     message: str | None = None
 
 
 class CaseSpec(StrictModel):
     name: str
-    start: str | float = 0
+    start: When = 0
     interval: Duration = 1_000_000_000
     input: InputSpec
-    end: str | float | None = None
+    end: When | None = None
     expect: list[ExpectSpec] = Field(default_factory=list)
 
 
@@ -106,8 +109,10 @@ def expand(values: str, start: int, interval: int) -> list[tuple[int, float, Qua
     return out
 
 
-def _time(spec: str | float, start: int) -> int:
+def _time(spec: When, start: int) -> int:
     """An instant: ISO-8601, or an offset from the case start like ``3s`` / ``1m30s``."""
+    if isinstance(spec, datetime):
+        return from_datetime(spec)
     if isinstance(spec, str) and re.match(r"^\d", spec) and not re.match(r"^\d{4}-", spec):
         return start + parse_duration(spec)
     if isinstance(spec, int | float):
@@ -136,7 +141,7 @@ def run_case(case: CaseSpec, rules: Any) -> CaseResult:
         actual = by_key.get((e.rule, e.tag, raised))
         value = e.value if e.value is not None else (actual.value if actual else None)
         message = e.message if e.message is not None else (actual.message if actual else None)
-        want.append(_fmt(e.rule, e.tag, raised, cleared, value, message, start))
+        want.append(_fmt(e.rule, e.tag, (raised, cleared), value, message, start=start))
     got.sort()
     want.sort()
     diff = [f"  - {w}" for w in want if w not in got] + [f"  + {g}" for g in got if g not in want]
@@ -152,12 +157,14 @@ def _csv_batches(text: str, tags: TagRegistry) -> list[SampleBatch]:
 
 
 def _fmt_got(a: AlertRecord, start: int) -> str:
-    return _fmt(a.rule, a.tag, a.raised_at, a.cleared_at, a.value, a.message, start)
+    return _fmt(a.rule, a.tag, (a.raised_at, a.cleared_at), a.value, a.message, start=start)
 
 
 def _fmt(
-    rule: str, tag: str, raised: int, cleared: int | None, value: float | None, msg: str | None, start: int
+    rule: str, tag: str, span: tuple[int, int | None], value: float | None, msg: str | None, *, start: int
 ) -> str:
+    raised, cleared = span
+
     def when(t: int | None) -> str:
         if t is None:
             return "active"

@@ -71,12 +71,19 @@ class StaleStreams(StreamSet):
         self.active[sid] = True
         self.raised_at[sid], self.raised_val[sid] = at, value
         self.messages[sid] = msg
-        return self.event("raised", sid, at, at, value, msg)
+        return self.event("raised", sid, raised_at=at, at=at, value=value, message=msg)
 
     def _clear(self, sid: int, at: int) -> AlertEvent:
         self.active[sid] = False
         msg = self.messages.pop(sid, "")
-        return self.event("cleared", sid, int(self.raised_at[sid]), at, float(self.raised_val[sid]), msg)
+        return self.event(
+            "cleared",
+            sid,
+            raised_at=int(self.raised_at[sid]),
+            at=at,
+            value=float(self.raised_val[sid]),
+            message=msg,
+        )
 
     def advance(self, watermark: int) -> list[AlertEvent]:
         m = len(self.names)

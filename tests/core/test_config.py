@@ -71,7 +71,7 @@ def test_missing_rule_files_and_duplicate_sources(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("PP_TEST_USER", "u")
     monkeypatch.setenv("PP_TEST_PASSWORD", "p")
     path = write(tmp_path, GOOD.replace("rules: [rules/*.yaml]", "rules: [nowhere/*.yaml]"))
-    with pytest.raises(ConfigError, match=r"plant.yaml:12:\d+: rules: no rule file matches 'nowhere/\*.yaml'"):
+    with pytest.raises(ConfigError, match=r"plant.yaml:11:\d+: rules: no rule file matches 'nowhere/\*.yaml'"):
         load_config(path)
 
 

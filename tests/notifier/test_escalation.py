@@ -249,7 +249,7 @@ def test_invariants(events: list[tuple[int, str, int]], repeat: str | None, cac:
             s, out = advance(s, Tick(due))
             check(s, out)
             log += out
-        ev: esc.Event = {
+        events_by_kind: dict[str, esc.Event] = {
             "tick": Tick(t),
             "ack": Acked(t, "x"),
             "clear": Cleared(t),
@@ -258,7 +258,8 @@ def test_invariants(events: list[tuple[int, str, int]], repeat: str | None, cac:
             "fail0": DeliveryFailed(t, 0, "张伟"),
             "fail1": DeliveryFailed(t, 1, "吴芳"),
             "restart": Tick(t),
-        }[kind]
+        }
+        ev = events_by_kind[kind]
         if kind == "restart":
             s = esc.load(json.loads(json.dumps(esc.dump(s))))
         s, out = advance(s, ev)

@@ -55,7 +55,8 @@ def test_bad_settings() -> None:
 @settings(max_examples=200, deadline=None)
 def test_every_message_is_delivered_or_digested_exactly_once(times: list[int], n: int) -> None:
     fc = FloodControl(threshold=n)
-    delivered, digested = [], []
+    delivered: list[str] = []
+    digested: list[str] = []
     for i, t in enumerate(times):
         for d in fc.flush(t * S):
             digested.extend(d.keys)

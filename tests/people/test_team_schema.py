@@ -105,3 +105,21 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_sexagesimal_yaml_times_are_minutes() -> None:
     p = plant(PLANT.replace('start: "06:00", end: "14:00"', "start: 06:00, end: 14:00"))
     assert (p.team.shifts["early"].start, p.team.shifts["early"].end) == (360, 840)
+
+
+def test_documented_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime
+    from pathlib import Path
+
+    from plantpulse import yamlsrc
+    from plantpulse.config import PlantConfig
+    from plantpulse.people.roster import Roster
+
+    doc = (Path(__file__).parents[2] / "docs" / "people.md").read_text(encoding="utf-8")
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    for var in ("WECOM_KEY_LINE1", "DINGTALK_TOKEN", "SMTP_PASSWORD", "FEISHU_TOKEN"):
+        monkeypatch.setenv(var, "t0ken")
+    monkeypatch.setenv("PLANTPULSE_ACK_SECRET", "s" * 32)
+    p = yamlsrc.validate(PlantConfig, yamlsrc.load("people.md", text=example, interpolate_env=True))
+    r = Roster(p.team, p.site.timezone)
+    assert r.holders("line1/weld01", "operator", r.to_ns(datetime(2026, 12, 1, 23, 30))) == ["陈刚"]

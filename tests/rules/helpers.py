@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 
@@ -50,7 +51,7 @@ def run(
     eng = Engine(rule_list, tags)
     bounds = [0, *sorted(set(cuts)), len(samples)]
     events: list[AlertEvent] = []
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         if restore_at is not None and i == restore_at:
             state = json.loads(json.dumps(eng.snapshot(), allow_nan=False))
             tags = TagRegistry(["zz/unrelated"])  # a differently numbered registry
