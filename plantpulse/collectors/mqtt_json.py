@@ -1,0 +1,282 @@
+"""Pure decoding of JSON MQTT messages: (topic, payload bytes, receive time) -> samples.
+
+No I/O and no clock: the collector passes the receive time, so golden cases and fuzzing are
+exact. Every way a message can be wrong raises ``DecodeError`` (never anything else), which
+the collector counts per topic and keeps for inspection; the collector never stops on one.
+
+Rules (docs/mqtt.md):
+
+* The first subscription (config order) whose filter matches the topic decodes the message.
+* ``array`` set: each element of that list is one reading; relative paths start at the
+  element, ``$`` paths at the message (a batch-level timestamp is ``$.ts``).
+* Values: numbers, booleans (1/0) and numeric strings; ``null`` is a bad sample (the device
+  said "no value"), anything else is malformed.
+* Quality: ``good``/``uncertain``/``bad`` (any case), a boolean (true = good), or an integer
+  OPC UA StatusCode (severity bits: 0 good, 0x40000000 uncertain, 0x80000000 bad).
+* Timestamps: ``iso`` (with offset or Z; naive = UTC) or epoch ``s``/``ms``/``us``/``ns``
+  numbers; no timestamp path means the receive time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from plantpulse.collectors.mqtt_config import (
+    JsonSubscription,
+    TimestampFormat,
+    parse_path,
+    template_fields,
+)
+from plantpulse.samples import Quality, Sample
+from plantpulse.timefmt import parse_ts
+
+__all__ = ["DecodeError", "JsonDecoder", "topic_matches"]
+
+_SCALE = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_QUALITY = {"good": Quality.GOOD, "uncertain": Quality.UNCERTAIN, "bad": Quality.BAD}
+_MAX_TS = 2**63 - 1
+
+
+class DecodeError(ValueError):
+    """A message that cannot become samples; ``cause`` is a short machine-readable reason
+    (``json``, ``path``, ``value``, ``timestamp``, ``quality``, ``tag``, ``protobuf``, ...)."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        self.cause = cause
+        super().__init__(message)
+
+
+def topic_matches(filter_levels: Sequence[str], topic_levels: Sequence[str]) -> bool:
+    """MQTT filter matching (``+`` one level, ``#`` the rest; ``$``-topics never match a
+    leading wildcard, as brokers do)."""
+    if topic_levels and topic_levels[0].startswith("$") and filter_levels and filter_levels[0] in "+#":
+        return False
+    for i, f in enumerate(filter_levels):
+        if f == "#":
+            return True
+        if i >= len(topic_levels) or (f != "+" and f != topic_levels[i]):
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+Path = tuple[bool, tuple[str | int, ...]]
+
+
+def _walk(path: Path, root: Any, item: Any) -> Any:
+    absolute, steps = path
+    node = root if absolute else item
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(node, list) or not -len(node) <= step < len(node):
+                raise KeyError(step)
+            node = node[step]
+        else:
+            if not isinstance(node, dict) or step not in node:
+                raise KeyError(step)
+            node = node[step]
+    return node
+
+
+def _show(path: Path) -> str:
+    absolute, steps = path
+    text = "$" if absolute else ""
+    for s in steps:
+        text += f"[{s}]" if isinstance(s, int) else (f".{s}" if text else s)
+    return text or "$"
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    literal: str
+    level: int | None = None
+    whole_topic: bool = False
+    path: Path | None = None
+
+
+class _Compiled:
+    """One subscription with its filter split and its paths and template parsed once."""
+
+    def __init__(self, sub: JsonSubscription) -> None:
+        self.sub = sub
+        self.levels = tuple(sub.topic.split("/"))
+        self.value = parse_path(sub.value)
+        self.timestamp = parse_path(sub.timestamp) if sub.timestamp else None
+        self.ts_format: TimestampFormat = sub.timestamp_format
+        self.quality = parse_path(sub.quality) if sub.quality else None
+        self.array = parse_path(sub.array) if sub.array else None
+        self.parts: list[_Part] = []
+        self.fixed_tag: str | None = None
+        if not template_fields(sub.tag):
+            self.fixed_tag = sub.tag
+        else:
+            rest = sub.tag
+            while "{" in rest:
+                head, _, tail = rest.partition("{")
+                name, _, rest = tail.partition("}")
+                if head:
+                    self.parts.append(_Part(head))
+                if name == "topic":
+                    self.parts.append(_Part("", whole_topic=True))
+                elif name.lstrip("-").isdigit():
+                    self.parts.append(_Part("", level=int(name)))
+                else:
+                    self.parts.append(_Part("", path=parse_path(name)))
+            if rest:
+                self.parts.append(_Part(rest))
+        self.item_dependent_tag = any(p.path is not None for p in self.parts)
+
+    def tag(self, topic: str, levels: list[str], root: Any, item: Any) -> str:
+        if self.fixed_tag is not None:
+            return self.fixed_tag
+        out: list[str] = []
+        for p in self.parts:
+            if p.level is not None:
+                if not -len(levels) <= p.level < len(levels):
+                    raise DecodeError("tag", f"tag template needs topic level {p.level}, topic has {len(levels)}")
+                out.append(levels[p.level])
+            elif p.whole_topic:
+                out.append(topic)
+            elif p.path is not None:
+                try:
+                    v = _walk(p.path, root, item)
+                except KeyError:
+                    raise DecodeError("tag", f"tag template: no {_show(p.path)} in the reading") from None
+                if isinstance(v, bool) or not isinstance(v, str | int):
+                    raise DecodeError("tag", f"tag template: {_show(p.path)} is not a string or integer")
+                out.append(str(v))
+            else:
+                out.append(p.literal)
+        tag = "".join(out)
+        if not tag or tag.startswith("/") or tag.endswith("/") or "//" in tag:
+            raise DecodeError("tag", f"tag {tag!r} from the template is not a valid tag name")
+        return tag
+
+
+def _value(v: Any, where: str) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, bool):
+        return 1.0 if v else 0.0
+    if isinstance(v, int | float):
+        try:
+            f = float(v)
+        except OverflowError:
+            raise DecodeError("value", f"{where}: value out of range") from None
+    elif isinstance(v, str):
+        try:
+            f = float(v.strip())
+        except ValueError:
+            raise DecodeError("value", f"{where}: {v[:40]!r} is not a number") from None
+    else:
+        raise DecodeError("value", f"{where}: a {type(v).__name__} is not a number")
+    if math.isinf(f):
+        raise DecodeError("value", f"{where}: infinite value")
+    return f
+
+
+def _quality(q: Any, where: str) -> Quality:
+    if isinstance(q, bool):
+        return Quality.GOOD if q else Quality.BAD
+    if isinstance(q, str):
+        found = _QUALITY.get(q.strip().lower())
+        if found is None:
+            raise DecodeError("quality", f"{where}: {q[:40]!r} is not good, uncertain or bad")
+        return found
+    if isinstance(q, int) and 0 <= q <= 0xFFFFFFFF:
+        severity = (q >> 30) & 0b11
+        return Quality.GOOD if severity == 0 else Quality.UNCERTAIN if severity == 1 else Quality.BAD
+    raise DecodeError("quality", f"{where}: {q!r} is not a quality")
+
+
+def _timestamp(v: Any, fmt: TimestampFormat, where: str) -> int:
+    try:
+        if fmt == "iso":
+            if not isinstance(v, str):
+                raise DecodeError("timestamp", f"{where}: expected an ISO-8601 string, got {type(v).__name__}")
+            ts = parse_ts(v)
+        else:
+            if isinstance(v, bool):
+                raise DecodeError("timestamp", f"{where}: a boolean is not a timestamp")
+            if isinstance(v, str):
+                v = float(v) if any(c in v for c in ".eE") else int(v)
+            if isinstance(v, int):
+                ts = v * _SCALE[fmt]
+            elif isinstance(v, float) and math.isfinite(v):
+                ts = round(v * _SCALE[fmt])
+            else:
+                raise DecodeError("timestamp", f"{where}: {v!r} is not an epoch number")
+    except (ValueError, OverflowError) as e:
+        if isinstance(e, DecodeError):
+            raise
+        raise DecodeError("timestamp", f"{where}: {str(v)[:40]!r} is not a timestamp ({fmt})") from None
+    if not 0 <= ts <= _MAX_TS:
+        raise DecodeError("timestamp", f"{where}: {str(v)[:40]!r} is out of range")
+    return ts
+
+
+class JsonDecoder:
+    """Decodes messages for a list of JSON subscriptions (pure; reusable, no state)."""
+
+    def __init__(self, subscriptions: Sequence[JsonSubscription]) -> None:
+        self._subs = [_Compiled(s) for s in subscriptions]
+
+    def subscription_for(self, topic: str) -> JsonSubscription | None:
+        levels = topic.split("/")
+        for c in self._subs:
+            if topic_matches(c.levels, levels):
+                return c.sub
+        return None
+
+    def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Sample]:
+        """Samples of one message, or DecodeError (whole message rejected: no partial batches,
+        so a malformed reading never hides behind good ones)."""
+        levels = topic.split("/")
+        for c in self._subs:
+            if topic_matches(c.levels, levels):
+                return self._decode(c, topic, levels, payload, received_ns)
+        raise DecodeError("topic", f"no subscription matches topic {topic[:200]!r}")
+
+    def _decode(self, c: _Compiled, topic: str, levels: list[str], payload: bytes, received_ns: int) -> list[Sample]:
+        try:
+            root = json.loads(payload)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError and bad UTF-8 are ValueErrors
+            raise DecodeError("json", f"not JSON: {str(e)[:120]}") from None
+        if c.array is not None:
+            try:
+                items = _walk(c.array, root, root)
+            except KeyError:
+                raise DecodeError("path", f"no {_show(c.array)} in the message") from None
+            if not isinstance(items, list):
+                raise DecodeError("path", f"{_show(c.array)} is a {type(items).__name__}, not a list")
+        else:
+            items = [root]
+        fixed_tag = None if c.item_dependent_tag else c.tag(topic, levels, root, root)
+        out: list[Sample] = []
+        for i, item in enumerate(items):
+            where = f"reading {i}" if c.array is not None else "message"
+            tag = fixed_tag if fixed_tag is not None else c.tag(topic, levels, root, item)
+            try:
+                raw = _walk(c.value, root, item)
+            except KeyError:
+                raise DecodeError("path", f"{where}: no value at {_show(c.value)}") from None
+            value = _value(raw, where)
+            ts = received_ns
+            if c.timestamp is not None:
+                try:
+                    ts_raw = _walk(c.timestamp, root, item)
+                except KeyError:
+                    raise DecodeError("path", f"{where}: no timestamp at {_show(c.timestamp)}") from None
+                ts = _timestamp(ts_raw, c.ts_format, where)
+            quality = Quality.GOOD
+            if c.quality is not None:
+                try:
+                    q_raw = _walk(c.quality, root, item)
+                except KeyError:
+                    raise DecodeError("path", f"{where}: no quality at {_show(c.quality)}") from None
+                quality = _quality(q_raw, where)
+            out.append(Sample(ts, tag, value, quality))
+        return out
