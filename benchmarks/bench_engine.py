@@ -12,10 +12,10 @@ import argparse
 import time
 
 import numpy as np
-
 from _common import naive_rate, rules, tag_names
+
 from plantpulse.rules.engine import Engine
-from plantpulse.samples import Sample, SampleBatch, TagRegistry
+from plantpulse.samples import SampleBatch, TagRegistry
 
 NS = 1_000_000_000
 
@@ -60,7 +60,9 @@ def main() -> None:
 
     streams = eng.stats.streams
     print(f"engine: {args.tags} tags x 10 Hz, 100 ms batches, {len(rule_list)} rules, {streams} streams")
-    print(f"  engine  {fast / 1e6:8.2f} M samples/s  ({fast * len(rule_list) / 1e6:.1f} M rule evaluations/s)")
+    print(
+        f"  engine  {fast / 1e6:8.2f} M samples/s  ({fast * len(rule_list) / 1e6:.1f} M rule evaluations/s)"
+    )
     print(f"          {dt / (len(batches) - 1) * 1e3:8.2f} ms per 100 ms batch, {events} alert events")
     print(f"  naive   {naive / 1e6:8.3f} M samples/s  (per-sample reference, {len(samples)} samples)")
     print(f"  ratio   {fast / naive:8.1f} x naive; goal 100 M samples/s -> {fast / 100e6:.3f} of goal")

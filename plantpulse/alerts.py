@@ -98,7 +98,9 @@ class Alert:
         return AlertState.UNACK_CLEARED if self.acked_at is None else AlertState.NORMAL
 
 
-JournalAction = Literal["raised", "notified", "escalated", "acknowledged", "shelved", "unshelved", "cleared", "delivery-failed"]
+JournalAction = Literal[
+    "raised", "notified", "escalated", "acknowledged", "shelved", "unshelved", "cleared", "delivery-failed"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,10 +49,16 @@ async def run_pipeline(
     store = open_store(plant.store.url)
     await store.open()
     await store.register_tags(
-        [TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description) for src in plant.sources for t in src.tags]
+        [
+            TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description)
+            for src in plant.sources
+            for t in src.tags
+        ]
     )
     notifier = PushNotifier([u.get_secret_value() for u in plant.notifications.urls])
-    pipeline = Pipeline(Engine(rules, tags), tags, DirectWriter(store), notifier, config=plant.stream, on_alert=on_alert)
+    pipeline = Pipeline(
+        Engine(rules, tags), tags, DirectWriter(store), notifier, config=plant.stream, on_alert=on_alert
+    )
     runners = [build_runner(src, pipeline.sink) for src in plant.sources]
 
     loop = asyncio.get_running_loop()
@@ -62,7 +68,13 @@ async def run_pipeline(
     notifier.start()
     processing = asyncio.create_task(pipeline.run(stop), name="pipeline")
     collecting = [asyncio.create_task(r.run(), name=f"source {r.name}") for r in runners]
-    log.info("running: %d sources, %d tags, %d rules, store %s", len(runners), len(tags), len(rules), _safe_url(plant.store.url))
+    log.info(
+        "running: %d sources, %d tags, %d rules, store %s",
+        len(runners),
+        len(tags),
+        len(rules),
+        _safe_url(plant.store.url),
+    )
     if started is not None:
         started.set()
     try:

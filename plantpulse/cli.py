@@ -26,7 +26,9 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plantpulse", description="Industrial data ingestion and real-time alerting.")
+    parser = argparse.ArgumentParser(
+        prog="plantpulse", description="Industrial data ingestion and real-time alerting."
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
@@ -36,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
     if verbose < 2:
         for noisy in ("asyncua", "uvicorn.access", "apprise"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -17,8 +17,12 @@ DEMO_DIR = Path(__file__).parent / "demo"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("demo", help="the whole system on loopback: simulated welding line, pipeline, SQLite, push receiver")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)")
+    p = sub.add_parser(
+        "demo", help="the whole system on loopback: simulated welding line, pipeline, SQLite, push receiver"
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)"
+    )
     p.add_argument("--store", default="sqlite:///plantpulse-demo.db", help="store URL (default: %(default)s)")
     p.add_argument("--scenario", type=Path, default=DEMO_DIR / "weld-line.yaml", help="simulator scenario")
     p.add_argument("--rules", type=Path, nargs="+", default=[DEMO_DIR / "weld-rules.yaml"], help="rule files")
@@ -49,7 +53,10 @@ def _check(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     rules = load_rule_files(loaded.rule_files)
     tags = sum(len(s.tags) for s in loaded.plant.sources)
-    print(f"{args.config}: ok: {len(loaded.plant.sources)} sources, {tags} tags, {len(rules)} rules in {len(loaded.rule_files)} files")
+    print(
+        f"{args.config}: ok: {len(loaded.plant.sources)} sources, {tags} tags, "
+        f"{len(rules)} rules in {len(loaded.rule_files)} files"
+    )
     return 0
 
 
@@ -67,19 +74,26 @@ def _run(args: argparse.Namespace) -> int:
 def _ack(args: argparse.Namespace) -> int:
     from plantpulse.store import open_store
 
-    url = load_config(args.config).plant.store.url if args.config else (args.store or "sqlite:///plantpulse.db")
+    url = (
+        load_config(args.config).plant.store.url if args.config else (args.store or "sqlite:///plantpulse.db")
+    )
 
     async def ack() -> int:
         store = open_store(url)
         await store.open()
         try:
-            alert = await store.acknowledge(args.alert_id, args.by, time.time_ns(), args.comment, source="cli")
+            alert = await store.acknowledge(
+                args.alert_id, args.by, time.time_ns(), args.comment, source="cli"
+            )
         finally:
             await store.close()
         if alert is None:
             print(f"no alert {args.alert_id}", file=sys.stderr)
             return 1
-        print(f"{alert.id}: acknowledged by {alert.acked_by} at {iso_ms(alert.acked_at or 0)} ({alert.rule} {alert.tag})")
+        print(
+            f"{alert.id}: acknowledged by {alert.acked_by} at {iso_ms(alert.acked_at or 0)} "
+            f"({alert.rule} {alert.tag})"
+        )
         return 0
 
     return asyncio.run(ack())
@@ -96,10 +110,14 @@ def _print_alert(ev: AlertEvent) -> None:
     if ev.kind == "raised":
         line = f"{clock} RAISED  {ev.severity:<8} {ev.rule} {ev.tag}: {ev.message}"
     else:
-        line = f"{clock} CLEARED {ev.severity:<8} {ev.rule} {ev.tag} after {format_duration(ev.at - ev.raised_at)}"
+        active = format_duration(ev.at - ev.raised_at)
+        line = f"{clock} CLEARED {ev.severity:<8} {ev.rule} {ev.tag} after {active}"
     print(line, flush=True)
 
 
 def _print_summary(samples: int, raised: int, cleared: int, pushes: dict[str, int]) -> None:
     push_text = ", ".join(f"{k} {v}" for k, v in sorted(pushes.items())) or "none"
-    print(f"summary: {samples} samples, {raised} alerts raised, {cleared} cleared; pushes: {push_text}", flush=True)
+    print(
+        f"summary: {samples} samples, {raised} alerts raised, {cleared} cleared; pushes: {push_text}",
+        flush=True,
+    )

@@ -37,8 +37,12 @@ class Site(StrictModel):
 class OpcUaTag(StrictModel):
     name: str = Field(description="plantpulse tag name, e.g. line1/weld01/current")
     node: str = Field(description="OPC UA NodeId, e.g. ns=2;s=line1.weld01.current")
-    sampling_interval: Duration | None = Field(None, description="per-tag sampling; default: the source's publishing interval")
-    deadband: float | None = Field(None, ge=0, description="absolute deadband; changes smaller than this are not reported")
+    sampling_interval: Duration | None = Field(
+        None, description="per-tag sampling; default: the source's publishing interval"
+    )
+    deadband: float | None = Field(
+        None, ge=0, description="absolute deadband; changes smaller than this are not reported"
+    )
     unit: str | None = None
     description: str | None = None
 
@@ -116,7 +120,9 @@ class StoreConfig(StrictModel):
 
 
 class NotificationsConfig(StrictModel):
-    urls: list[SecretStr] = Field(default_factory=list, description="Apprise URLs that receive every raise and clear")
+    urls: list[SecretStr] = Field(
+        default_factory=list, description="Apprise URLs that receive every raise and clear"
+    )
     timeout: Duration = 5_000_000_000
 
 

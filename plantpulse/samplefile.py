@@ -72,7 +72,7 @@ class SampleReader:
             self._fh = fh
             head = fh.readline().decode("utf-8-sig").strip()
             fh.seek(0)
-            names = [h.strip() for h in head.split(",")]
+            names = [h.strip() for h in next(csv.reader([head]), [])]
             _check_header(self.path, names)
             types: dict[str, pa.DataType] = {"ts": pa.string(), "tag": _DICT, "value": pa.float64()}
             if "quality" in names:

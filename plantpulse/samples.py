@@ -159,7 +159,7 @@ class SampleBatch:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def take(self, index: npt.ArrayLike) -> SampleBatch:
+    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> SampleBatch:
         """Rows selected by an index array or boolean mask."""
         return SampleBatch(self.ts[index], self.tag[index], self.value[index], self.quality[index], self.tags)
 

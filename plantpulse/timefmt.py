@@ -8,14 +8,22 @@ from datetime import UTC, datetime
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
-_UNITS = {"ns": 1, "us": 1_000, "ms": NS_PER_MS, "s": NS_PER_S, "m": 60 * NS_PER_S, "h": 3600 * NS_PER_S, "d": 86400 * NS_PER_S}
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": NS_PER_MS,
+    "s": NS_PER_S,
+    "m": 60 * NS_PER_S,
+    "h": 3600 * NS_PER_S,
+    "d": 86400 * NS_PER_S,
+}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
 
 
 def parse_duration(text: str | int | float) -> int:
     """``"500ms"``, ``"3s"``, ``"2m"``, ``"1h30m"`` -> nanoseconds. A bare number means seconds."""
     if isinstance(text, bool):
-        raise ValueError("a duration is written like 500ms, 3s, 2m or 1h")
+        raise ValueError("a duration is written like 500ms, 3s, 2m or 1h")  # noqa: TRY004 (pydantic reports ValueError)
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")

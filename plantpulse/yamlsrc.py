@@ -56,10 +56,9 @@ class Document:
         path: list[str | int] = []
         node = self.data
         for i, part in enumerate(loc):
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-                path.append(part)
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if (isinstance(node, Mapping) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            ):
                 node = node[part]
                 path.append(part)
             elif isinstance(node, Mapping) and i == len(loc) - 1:
@@ -115,17 +114,21 @@ def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem],
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, problems, env) for i, item in enumerate(node.value)]
-    value = _CONSTRUCTOR.construct_object(node)  # type: ignore[no-untyped-call]
+    value = _CONSTRUCTOR.construct_object(node)
     if env and isinstance(value, str) and "${" in value:
         value = _interpolate(value, path, doc, problems, pos)
     return value
 
 
-def _interpolate(value: str, path: Path_, doc: Document, problems: list[Problem], pos: tuple[int, int]) -> str:
+def _interpolate(
+    value: str, path: Path_, doc: Document, problems: list[Problem], pos: tuple[int, int]
+) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in os.environ:
-            problems.append(Problem(doc.file, pos[0], pos[1], _where(path), f"environment variable {name} is not set"))
+            problems.append(
+                Problem(doc.file, pos[0], pos[1], _where(path), f"environment variable {name} is not set")
+            )
             return ""
         return os.environ[name]
 

@@ -68,7 +68,7 @@ def parse_path(path: str) -> tuple[bool, tuple[str | int, ...]]:
     while pos < len(rest):
         m = _PATH_TOKEN.match(rest, pos)
         if m is None:
-            raise ValueError(f"path {path!r}: unexpected {rest[pos:]!r} (write a.b, [0] or [\"key\"])")
+            raise ValueError(f'path {path!r}: unexpected {rest[pos:]!r} (write a.b, [0] or ["key"])')
         if m.group(1) is not None:
             if not m.group(0).startswith("."):
                 raise ValueError(f"path {path!r}: write .{m.group(1)} after a step")
@@ -203,9 +203,13 @@ class MqttSource(StrictModel):
     session_expiry: Duration = Field(
         86_400_000_000_000, description="MQTT 5: how long the broker keeps our session while away"
     )
-    keepalive: Duration = Field(30_000_000_000, description="MQTT keep-alive; a dead link is seen within 1.5x")
+    keepalive: Duration = Field(
+        30_000_000_000, description="MQTT keep-alive; a dead link is seen within 1.5x"
+    )
     timeout: Duration = Field(5_000_000_000, description="connect/handshake timeout")
-    heartbeat: Duration = Field(1_000_000_000, description="how often the watermark is advanced while connected")
+    heartbeat: Duration = Field(
+        1_000_000_000, description="how often the watermark is advanced while connected"
+    )
     lag: Duration = Field(
         2_000_000_000, description="heartbeats claim no message older than now - lag is still in flight"
     )

@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from plantpulse.collectors.mqtt_config import (
@@ -136,7 +137,9 @@ class _Compiled:
         for p in self.parts:
             if p.level is not None:
                 if not -len(levels) <= p.level < len(levels):
-                    raise DecodeError("tag", f"tag template needs topic level {p.level}, topic has {len(levels)}")
+                    raise DecodeError(
+                        "tag", f"tag template needs topic level {p.level}, topic has {len(levels)}"
+                    )
                 out.append(levels[p.level])
             elif p.whole_topic:
                 out.append(topic)
@@ -196,7 +199,9 @@ def _timestamp(v: Any, fmt: TimestampFormat, where: str) -> int:
     try:
         if fmt == "iso":
             if not isinstance(v, str):
-                raise DecodeError("timestamp", f"{where}: expected an ISO-8601 string, got {type(v).__name__}")
+                raise DecodeError(
+                    "timestamp", f"{where}: expected an ISO-8601 string, got {type(v).__name__}"
+                )
             ts = parse_ts(v)
         else:
             if isinstance(v, bool):
@@ -206,10 +211,11 @@ def _timestamp(v: Any, fmt: TimestampFormat, where: str) -> int:
             if isinstance(v, int):
                 ts = v * _SCALE[fmt]
             elif isinstance(v, float) and math.isfinite(v):
-                ts = round(v * _SCALE[fmt])
+                # via the shortest decimal repr: 1767254400.25 s must be ...250000000 ns, not ...249999872
+                ts = int((Decimal(repr(v)) * _SCALE[fmt]).to_integral_value(ROUND_HALF_EVEN))
             else:
                 raise DecodeError("timestamp", f"{where}: {v!r} is not an epoch number")
-    except (ValueError, OverflowError) as e:
+    except (ValueError, OverflowError, ArithmeticError) as e:
         if isinstance(e, DecodeError):
             raise
         raise DecodeError("timestamp", f"{where}: {str(v)[:40]!r} is not a timestamp ({fmt})") from None
@@ -231,7 +237,7 @@ class JsonDecoder:
                 return c.sub
         return None
 
-    def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Sample]:
+    def decode(self, topic: str, payload: bytes | bytearray, received_ns: int) -> list[Sample]:
         """Samples of one message, or DecodeError (whole message rejected: no partial batches,
         so a malformed reading never hides behind good ones)."""
         levels = topic.split("/")
@@ -240,7 +246,9 @@ class JsonDecoder:
                 return self._decode(c, topic, levels, payload, received_ns)
         raise DecodeError("topic", f"no subscription matches topic {topic[:200]!r}")
 
-    def _decode(self, c: _Compiled, topic: str, levels: list[str], payload: bytes, received_ns: int) -> list[Sample]:
+    def _decode(
+        self, c: _Compiled, topic: str, levels: list[str], payload: bytes | bytearray, received_ns: int
+    ) -> list[Sample]:
         try:
             root = json.loads(payload)
         except (ValueError, RecursionError) as e:  # JSONDecodeError and bad UTF-8 are ValueErrors

@@ -25,18 +25,26 @@ def _print_push(item: Received) -> None:
     print(f"         push received: {title}", flush=True)
 
 
-async def run_demo(scenario_path: Path, rule_paths: list[Path], store_url: str, duration: float | None) -> int:
+async def run_demo(
+    scenario_path: Path, rule_paths: list[Path], store_url: str, duration: float | None
+) -> int:
     scenario = load_scenario(scenario_path)
     rules = load_rule_files(rule_paths)
-    async with PushReceiver(on_push=_print_push) as receiver, OpcUaSimulator(scenario, host="127.0.0.1", port=0) as sim:
+    async with (
+        PushReceiver(on_push=_print_push) as receiver,
+        OpcUaSimulator(scenario, host="127.0.0.1", port=0) as sim,
+    ):
         plant = PlantConfig(
             site=Site(name="demo welding shop", timezone="Asia/Shanghai"),
             sources=[opcua_source(scenario, sim.endpoint)],
             store=StoreConfig(url=store_url),
-            notifications=NotificationsConfig(urls=[receiver.url]),  # type: ignore[list-item]
+            notifications=NotificationsConfig(urls=[receiver.url]),
         )
-        print(f"demo: {len(scenario.tag_names())} tags from {sim.endpoint}, {len(rules)} rules, store {store_url}, "
-              f"pushes to {receiver.url}; Ctrl-C to stop", flush=True)
+        print(
+            f"demo: {len(scenario.tag_names())} tags from {sim.endpoint}, {len(rules)} rules, "
+            f"store {store_url}, pushes to {receiver.url}; Ctrl-C to stop",
+            flush=True,
+        )
         result = await run_pipeline(plant, rules, duration=duration, on_alert=_print_alert)
     _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)
     return 0

@@ -39,10 +39,16 @@ def render(ev: AlertEvent, on_shift: dict[str, list[str]] | None = None) -> Push
         kind = "failure" if ev.severity in ("high", "critical") else "warning"
     else:
         title = f"[CLEARED] {ev.rule} @ {ev.asset}"
-        lines = [ev.message, f"tag: {ev.tag}", f"cleared_at: {iso_ms(ev.at)} (active {format_duration(ev.at - ev.raised_at)})"]
+        lines = [
+            ev.message,
+            f"tag: {ev.tag}",
+            f"cleared_at: {iso_ms(ev.at)} (active {format_duration(ev.at - ev.raised_at)})",
+        ]
         kind = "success"
     if on_shift:
-        lines.append("on shift: " + "; ".join(f"{role}: {', '.join(names)}" for role, names in on_shift.items()))
+        lines.append(
+            "on shift: " + "; ".join(f"{role}: {', '.join(names)}" for role, names in on_shift.items())
+        )
     lines.append(f"alert id: {ev.alert_id}")
     return Push(title, "\n".join(lines), kind)
 
@@ -59,7 +65,9 @@ class _Destination:
 class PushNotifier:
     """``submit`` never blocks; ``start``/``stop`` own the worker tasks."""
 
-    def __init__(self, urls: Sequence[str], *, capacity: int = 1000, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self, urls: Sequence[str], *, capacity: int = 1000, retries: int = 3, backoff: float = 0.5
+    ) -> None:
         self._dests = [_Destination(i, url, capacity) for i, url in enumerate(urls)]
         self._retries = retries
         self._backoff = backoff
@@ -80,12 +88,14 @@ class PushNotifier:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(d), name=d.label) for d in self._dests]
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (up to ``timeout`` seconds), then stop the workers."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Deliver what is queued (for up to ``grace`` seconds), then stop the workers."""
         try:
-            await asyncio.wait_for(asyncio.gather(*(d.queue.join() for d in self._dests)), timeout)
+            await asyncio.wait_for(asyncio.gather(*(d.queue.join() for d in self._dests)), grace)
         except TimeoutError:
-            log.warning("notifier stopped with %d pushes undelivered", sum(d.queue.qsize() for d in self._dests))
+            log.warning(
+                "notifier stopped with %d pushes undelivered", sum(d.queue.qsize() for d in self._dests)
+            )
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

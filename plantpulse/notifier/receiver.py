@@ -34,14 +34,18 @@ class Received:
 class PushReceiver:
     """``async with PushReceiver() as rx: rx.url`` -> ``json://127.0.0.1:PORT/push``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, on_push: Callable[[Received], None] | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, on_push: Callable[[Received], None] | None = None
+    ) -> None:
         self.host = host
         self.port = port or _free_port(host)
         self.on_push = on_push
         self.received: list[Received] = []
         self._arrived = asyncio.Condition()
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="off"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="off")
+        )
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -62,10 +66,10 @@ class PushReceiver:
             self._arrived.notify_all()
         return JSONResponse({"ok": True})
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    async def wait_for(self, count: int, within: float = 10.0) -> list[Received]:
         """Wait until at least ``count`` pushes arrived (an event, not a sleep)."""
         async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.received) >= count), timeout)
+            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.received) >= count), within)
         return self.received
 
     async def __aenter__(self) -> PushReceiver:

@@ -53,6 +53,7 @@ class StreamSet(ABC):
         self._pair_slot = np.zeros(0, dtype=np.intp)
         self._dirty = False
         self._ntags = 0
+        self._scratch = np.zeros(0, dtype=np.intp)
         self.raised = 0
         self.cleared = 0
 
@@ -89,8 +90,8 @@ class StreamSet(ABC):
         self._first = (np.cumsum(self._count) - self._count).astype(np.intp)
 
     def entries(self, rows: Rows) -> tuple[INTP, INTP, INTP]:
-        """(row, stream, slot) for every sample that reaches a stream, grouped by stream,
-        time order kept inside each group."""
+        """(row, stream, slot) for every sample that reaches a stream, grouped by stream
+        (groups are contiguous, not necessarily ascending), time order kept in each group."""
         self._lookup()
         count = self._count[rows.tag]
         sel = np.flatnonzero(count)
@@ -105,8 +106,19 @@ class StreamSet(ABC):
             row = np.repeat(sel, c)
             pair = ragged_index(first, c)
         stream = self._pair_stream[pair]
+        if self._distinct(stream):  # the common live case: one sample per stream per batch
+            return row, stream, self._pair_slot[pair]
         order = np.argsort(stream, kind="stable")
         return row[order], stream[order], self._pair_slot[pair][order]
+
+    def _distinct(self, stream: INTP) -> bool:
+        """No stream twice? (Scatter then gather: any duplicate leaves a mismatch, whichever
+        write wins.) Cheaper than the sort it saves."""
+        if len(self._scratch) < len(self.names):
+            self._scratch = np.zeros(len(self.names) * 2, dtype=np.intp)
+        pos = np.arange(len(stream), dtype=np.intp)
+        self._scratch[stream] = pos
+        return bool(np.array_equal(self._scratch[stream], pos))
 
     def event(self, kind: str, s: int, *, raised_at: int, at: int, value: float, message: str) -> AlertEvent:
         if kind == "raised":

@@ -167,13 +167,15 @@ class ConditionStreams(StreamSet):
         pend = self.pend[gs]
         carry = pend != NONE
         if carry.any():  # pending runs continue as a virtual point at their start
-            at = gst[carry]
             cs = gs[carry]
-            t = np.insert(t, at, pend[carry])
-            s = np.insert(s, at, cs)
-            st = np.insert(st, at, np.where(self.active[cs], CLEAR, FIRE).astype(np.int8))
-            val = np.insert(val, at, self.pend_val[cs])
-            aux = np.insert(aux, at, self.pend_aux[cs])
+            pos = gst[carry] + np.arange(len(cs))  # where the virtual points land
+            real = np.ones(len(t) + len(cs), dtype=np.bool_)
+            real[pos] = False
+            t = _merge(t, pend[carry], real, pos)
+            s = _merge(s, cs, real, pos)
+            st = _merge(st, np.where(self.active[cs], CLEAR, FIRE).astype(np.int8), real, pos)
+            val = _merge(val, self.pend_val[cs], real, pos)
+            aux = _merge(aux, self.pend_aux[cs], real, pos)
         n = len(t)
         brk = np.ones(n, dtype=np.bool_)
         brk[1:] = (st[1:] != st[:-1]) | (s[1:] != s[:-1])
@@ -191,12 +193,14 @@ class ConditionStreams(StreamSet):
         lt = (t < np.repeat(deadline, re - rs)).astype(np.intp)
         vi = rs + np.maximum(np.add.reduceat(lt, rs) - 1, 0)
         events: list[AlertEvent] = []
+        rgs = group_starts(rstream)  # first run of every stream
         if qual.any():
             act = self.active[rstream]
             rel = qual & (((rst == FIRE) & ~act) | ((rst == CLEAR) & act))
-            for sid in np.unique(rstream[rel]).tolist():
-                ra = int(np.searchsorted(rstream, sid, "left"))
-                rb = int(np.searchsorted(rstream, sid, "right"))
+            rge = np.append(rgs[1:], len(rs))
+            for g in np.unique(np.searchsorted(rgs, np.flatnonzero(rel), "right") - 1).tolist():
+                ra, rb = int(rgs[g]), int(rge[g])
+                sid = int(rstream[ra])
                 on = bool(self.active[sid])
                 for q in (ra + np.flatnonzero(qual[ra:rb])).tolist():
                     if rst[q] == FIRE and not on:
@@ -207,7 +211,7 @@ class ConditionStreams(StreamSet):
                         events.append(self._clear(sid, int(deadline[q])))
                         on = False
                 self.active[sid] = on
-        last = np.append(np.flatnonzero(rstream[1:] != rstream[:-1]), len(rs) - 1)
+        last = np.append(rgs[1:] - 1, len(rs) - 1)
         ls = rstream[last]
         on = self.active[ls]
         lst = rst[last]
@@ -297,3 +301,11 @@ class ConditionStreams(StreamSet):
             self.prev_ts[s], self.prev_val[s], self.prev_bad[s] = tj(pts), fj(pv), pb
             for j, (hv, hb, hh) in enumerate(st["held"][: self.slots]):
                 self.held[s, j], self.held_bad[s, j], self.held_has[s, j] = fj(hv), hb, hh
+
+
+def _merge(orig: Any, extra: Any, real: Any, pos: Any) -> Any:
+    """``orig`` with ``extra`` placed at ``pos`` (np.insert without its index sort)."""
+    out = np.empty(len(real), dtype=orig.dtype)
+    out[real] = orig
+    out[pos] = extra
+    return out

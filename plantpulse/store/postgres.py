@@ -106,10 +106,14 @@ _ALERT_COLUMNS = (
     "id, rule, tag, asset, severity, message, raised_at, value, cleared_at, acked_at, acked_by,"
     " ack_comment, notify, on_shift, shelved_until, shelve_reason"
 )
-_ALERT_UPSERT = """\
+_ALERT_INSERT = """\
 INSERT INTO alerts (id, rule, tag, asset, severity, message, raised_at, value, cleared_at, notify, on_shift)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET cleared_at = coalesce(alerts.cleared_at, excluded.cleared_at)"""
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+_ALERT_RAISE = _ALERT_INSERT + " ON CONFLICT (id) DO NOTHING"
+_ALERT_CLEAR = (
+    _ALERT_INSERT
+    + " ON CONFLICT (id) DO UPDATE SET cleared_at = excluded.cleared_at WHERE alerts.cleared_at IS NULL"
+)
 _JOURNAL_INSERT = """\
 INSERT INTO alert_journal (alert_id, at, action, actor, detail) VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (alert_id, at, action, actor) DO NOTHING"""
@@ -367,8 +371,9 @@ class PostgresStore:
     async def write_samples(self, batch: SampleBatch, batch_id: str) -> bool:
         n = len(batch)
         tag_ids = await self._db_tag_ids(batch) if n else np.empty(0, dtype=np.int32)
-        payload = copy_payload(batch.ts, tag_ids, batch.value, batch.quality)
-        roll = rollup(batch.ts, tag_ids, batch.value, batch.quality) if self._rollup_table else None
+        quality = np.where(np.isnan(batch.value), np.uint8(Quality.BAD), batch.quality)  # NaN is bad, always
+        payload = copy_payload(batch.ts, tag_ids, batch.value, quality)
+        roll = rollup(batch.ts, tag_ids, batch.value, quality) if self._rollup_table else None
         async with self._conn() as conn, conn.transaction():
             if not await self._claim(conn, batch_id, "samples", n):
                 return False
@@ -432,12 +437,14 @@ class PostgresStore:
         on_shift: dict[str, dict[str, list[str]]] | None = None,
     ) -> bool:
         shifts = on_shift or {}
-        alert_rows = []
-        journal_rows = []
-        for ev in events:
-            aid = ev.alert_id
-            alert_rows.append(
-                (
+        async with self._conn() as conn, conn.transaction():
+            if not await self._claim(conn, batch_id, "alerts", len(events)):
+                return False
+            for ev in events:
+                aid = ev.alert_id
+                # A clear may come first or alone (merged partitions, a lost raise): it inserts the
+                # alert with the snapshot. A second clear of a cleared alert changes and journals nothing.
+                row = (
                     aid,
                     ev.rule,
                     ev.tag,
@@ -450,15 +457,10 @@ class PostgresStore:
                     ev.notify,
                     Jsonb(shifts.get(aid, {})),
                 )
-            )
-            journal_rows.append((aid, ns_to_dt(ev.at), ev.kind, "engine", Jsonb({})))
-        async with self._conn() as conn, conn.transaction():
-            if not await self._claim(conn, batch_id, "alerts", len(events)):
-                return False
-            if events:
-                async with conn.cursor() as cur:
-                    await cur.executemany(_ALERT_UPSERT, alert_rows)
-                    await cur.executemany(_JOURNAL_INSERT, journal_rows)
+                cur = await conn.execute(_ALERT_RAISE if ev.kind == "raised" else _ALERT_CLEAR, row)
+                if ev.kind == "cleared" and not cur.rowcount:
+                    continue
+                await conn.execute(_JOURNAL_INSERT, (aid, ns_to_dt(ev.at), ev.kind, "engine", Jsonb({})))
         return True
 
     async def append_journal(self, entries: Sequence[JournalEntry]) -> None:

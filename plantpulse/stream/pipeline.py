@@ -35,7 +35,9 @@ class Writer(Protocol):
 
     async def write_samples(self, batch: SampleBatch) -> None: ...
 
-    async def write_alert_events(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None: ...
+    async def write_alert_events(
+        self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]
+    ) -> None: ...
 
 
 class Notifier(Protocol):
@@ -56,7 +58,9 @@ class DirectWriter:
     async def write_samples(self, batch: SampleBatch) -> None:
         await self.store.write_samples(batch, uuid.uuid4().hex)
 
-    async def write_alert_events(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
+    async def write_alert_events(
+        self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]
+    ) -> None:
         await self.store.write_alert_events(events, uuid.uuid4().hex, on_shift)
 
 
@@ -70,7 +74,9 @@ class PipelineStats:
     raised: int = 0
     cleared: int = 0
     backpressure_waits: int = 0
-    alert_latency_ms: list[float] = field(default_factory=list)  # wall time from batch taken to alert handed on
+    alert_latency_ms: list[float] = field(
+        default_factory=list
+    )  # wall time from batch taken to alert handed on
 
 
 class Pipeline:

@@ -53,10 +53,14 @@ def test_valid_config_interpolates_secrets(tmp_path: Path, monkeypatch: pytest.M
     assert loaded.plant.site.name == "焊装车间"
 
 
-def test_all_problems_reported_together_with_positions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_all_problems_reported_together_with_positions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PP_TEST_USER", raising=False)
     monkeypatch.setenv("PP_TEST_PASSWORD", "x")
-    text = GOOD.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus").replace("deadband: 0.1", "deadbnd: 0.1")
+    text = GOOD.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus").replace(
+        "deadband: 0.1", "deadbnd: 0.1"
+    )
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
         load_config(path)
@@ -71,11 +75,15 @@ def test_missing_rule_files_and_duplicate_sources(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("PP_TEST_USER", "u")
     monkeypatch.setenv("PP_TEST_PASSWORD", "p")
     path = write(tmp_path, GOOD.replace("rules: [rules/*.yaml]", "rules: [nowhere/*.yaml]"))
-    with pytest.raises(ConfigError, match=r"plant.yaml:11:\d+: rules: no rule file matches 'nowhere/\*.yaml'"):
+    with pytest.raises(
+        ConfigError, match=r"plant.yaml:11:\d+: rules: no rule file matches 'nowhere/\*.yaml'"
+    ):
         load_config(path)
 
 
-def test_check_command_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PP_TEST_USER", "u")
     monkeypatch.setenv("PP_TEST_PASSWORD", "p")
     good = write(tmp_path, GOOD)

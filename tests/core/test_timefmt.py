@@ -5,8 +5,16 @@ from plantpulse.timefmt import NS_PER_MS, NS_PER_S, format_duration, iso_ms, par
 
 @pytest.mark.parametrize(
     ("text", "ns"),
-    [("500ms", 500 * NS_PER_MS), ("3s", 3 * NS_PER_S), ("2m", 120 * NS_PER_S), ("1h", 3600 * NS_PER_S),
-     ("1h30m", 5400 * NS_PER_S), ("1.5s", 1500 * NS_PER_MS), (2, 2 * NS_PER_S), ("0s", 0)],
+    [
+        ("500ms", 500 * NS_PER_MS),
+        ("3s", 3 * NS_PER_S),
+        ("2m", 120 * NS_PER_S),
+        ("1h", 3600 * NS_PER_S),
+        ("1h30m", 5400 * NS_PER_S),
+        ("1.5s", 1500 * NS_PER_MS),
+        (2, 2 * NS_PER_S),
+        ("0s", 0),
+    ],
 )
 def test_parse_duration(text: str | int, ns: int) -> None:
     assert parse_duration(text) == ns

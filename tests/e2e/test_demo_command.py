@@ -18,9 +18,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-async def read_until(stream: asyncio.StreamReader, pattern: str, timeout: float) -> list[str]:
+async def read_until(stream: asyncio.StreamReader, pattern: str, within: float) -> list[str]:
     lines: list[str] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             raw = await stream.readline()
             if not raw:
@@ -34,14 +34,24 @@ async def read_until(stream: asyncio.StreamReader, pattern: str, timeout: float)
 async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     db = tmp_path / "demo.db"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "plantpulse", "demo", "--store", f"sqlite:///{db}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=tmp_path,
+        sys.executable,
+        "-m",
+        "plantpulse",
+        "demo",
+        "--store",
+        f"sqlite:///{db}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=tmp_path,
     )
     assert proc.stdout is not None
     try:
         # the demo scenario raises weld-current-deviation at 11 s and pushes it to its receiver
         lines = await read_until(proc.stdout, r"push received: \[HIGH\] weld-current-deviation", 40)
-        assert any("RAISED  high     weld-current-deviation line1/weld02/current: 焊接电流偏差 +" in ln for ln in lines)
+        assert any(
+            "RAISED  high     weld-current-deviation line1/weld02/current: 焊接电流偏差 +" in ln
+            for ln in lines
+        )
         proc.send_signal(sig)
         rest = await read_until(proc.stdout, r"^summary: ", 20)
         assert await asyncio.wait_for(proc.wait(), 20) == 0

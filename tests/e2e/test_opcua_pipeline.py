@@ -78,6 +78,7 @@ async def run_until_expected(
     source: OpcUaSource,
     db: Path,
     receiver: PushReceiver,
+    *,
     on_alert: Callable[[AlertEvent], None] | None = None,
 ) -> None:
     """Run the pipeline until every expected alert has cleared (or the scenario has long ended)."""
@@ -107,7 +108,9 @@ async def assert_store_matches(scenario: Scenario, start_ns: int, db: Path) -> N
     try:
         alerts = sorted(await store.alerts(), key=lambda a: a.raised_at)
         assert len(alerts) == len(scenario.expected_alerts), [(a.tag, a.raised_at) for a in alerts]
-        for alert, exp in zip(alerts, sorted(scenario.expected_alerts, key=lambda e: e.raised_at), strict=True):
+        for alert, exp in zip(
+            alerts, sorted(scenario.expected_alerts, key=lambda e: e.raised_at), strict=True
+        ):
             assert (alert.rule, alert.tag) == (exp.rule, exp.tag)
             assert abs(alert.raised_at - (start_ns + exp.raised_at)) <= TOLERANCE
             assert exp.cleared_at is not None and alert.cleared_at is not None
@@ -119,9 +122,13 @@ async def assert_store_matches(scenario: Scenario, start_ns: int, db: Path) -> N
         await store.close()
 
 
-async def test_faults_raise_exactly_the_expected_alerts(scenario: Scenario, rules: list[Rule], tmp_path: Path) -> None:
+async def test_faults_raise_exactly_the_expected_alerts(
+    scenario: Scenario, rules: list[Rule], tmp_path: Path
+) -> None:
     async with PushReceiver() as rx, OpcUaSimulator(scenario) as sim:
-        await run_until_expected(scenario, rules, opcua_source(scenario, sim.endpoint), tmp_path / "e2e.db", rx)
+        await run_until_expected(
+            scenario, rules, opcua_source(scenario, sim.endpoint), tmp_path / "e2e.db", rx
+        )
         start = sim.start_ns
     await assert_store_matches(scenario, start, tmp_path / "e2e.db")
     titles = [r.body["title"] for r in rx.received]
@@ -134,7 +141,9 @@ async def test_faults_raise_exactly_the_expected_alerts(scenario: Scenario, rule
 
 
 @pytest.mark.parametrize("mode", ["Sign", "SignAndEncrypt"])
-async def test_same_alerts_with_security_on(scenario: Scenario, rules: list[Rule], tmp_path: Path, mode: str) -> None:
+async def test_same_alerts_with_security_on(
+    scenario: Scenario, rules: list[Rule], tmp_path: Path, mode: str
+) -> None:
     server = make_certificate(tmp_path, "server", SERVER_URI, server=True)
     client = make_certificate(tmp_path, "client", "urn:plantpulse:e2e-client")
     security = SimulatorSecurity(server.certificate, server.private_key, users={"焊工": "s3cret"})
@@ -142,8 +151,13 @@ async def test_same_alerts_with_security_on(scenario: Scenario, rules: list[Rule
         source = opcua_source(
             scenario,
             sim.endpoint,
-            security={"policy": "Basic256Sha256", "mode": mode, "certificate": client.certificate,
-                      "private_key": client.private_key, "server_certificate": server.certificate},
+            security={
+                "policy": "Basic256Sha256",
+                "mode": mode,
+                "certificate": client.certificate,
+                "private_key": client.private_key,
+                "server_certificate": server.certificate,
+            },
             username="焊工",
             password="s3cret",
         )
@@ -165,12 +179,20 @@ async def test_simulator_restart_between_faults_is_survived(
             if ev.kind == "cleared" and not restarts:
                 restarts.append(asyncio.ensure_future(sim.restart()))
 
-        await run_until_expected(scenario, rules, opcua_source(scenario, sim.endpoint), tmp_path / "restart.db", rx,
-                                 on_alert=restart_after_first_clear)
+        await run_until_expected(
+            scenario,
+            rules,
+            opcua_source(scenario, sim.endpoint),
+            tmp_path / "restart.db",
+            rx,
+            on_alert=restart_after_first_clear,
+        )
         start = sim.start_ns
     assert len(restarts) == 1 and restarts[0].done()
     await assert_store_matches(scenario, start, tmp_path / "restart.db")
-    outage_logs = [r for r in caplog.records if "unavailable" in r.getMessage() and "weld-opcua" in r.getMessage()]
+    outage_logs = [
+        r for r in caplog.records if "unavailable" in r.getMessage() and "weld-opcua" in r.getMessage()
+    ]
     recovery_logs = [r for r in caplog.records if "available again" in r.getMessage()]
     assert len(outage_logs) == 1, [r.getMessage() for r in outage_logs]
     assert len(recovery_logs) == 1

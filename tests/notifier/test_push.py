@@ -11,8 +11,16 @@ T0 = 1767225600 * NS_PER_S
 
 
 def event(kind: str = "raised", at: int = T0) -> AlertEvent:
-    return AlertEvent(kind, "weld-current-deviation", "line1/weld01/current", "high",  # type: ignore[arg-type]
-                      T0, at, 106.2, "焊接电流偏差 +6.2 A,已持续 3s")
+    return AlertEvent(
+        kind,
+        "weld-current-deviation",
+        "line1/weld01/current",
+        "high",  # type: ignore[arg-type]
+        T0,
+        at,
+        106.2,
+        "焊接电流偏差 +6.2 A,已持续 3s",
+    )
 
 
 async def test_raise_and_clear_are_pushed_with_on_shift_people() -> None:

@@ -27,7 +27,9 @@ def test_check_ok_and_directories(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "ok: 4 rules in 2 files\n"
 
 
-def test_check_reports_every_file_together(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_reports_every_file_together(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(CASES / "check")
     assert main(["rules", "check", "keys.bad.yaml", "duplicate_a.bad.yaml", "missing.yaml"]) == 1
     err = capsys.readouterr().err.splitlines()
@@ -58,7 +60,10 @@ def test_backtest_parquet_and_table(tmp_path: Path, capsys: pytest.CaptureFixtur
     got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     want = [json.loads(line) for line in (case / "expected.jsonl").read_text(encoding="utf-8").splitlines()]
     assert got == want
-    assert main(["rules", "backtest", "--rules", rules, "--data", str(case / "data.csv"), "--format", "table"]) == 0
+    assert (
+        main(["rules", "backtest", "--rules", rules, "--data", str(case / "data.csv"), "--format", "table"])
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["RAISED_AT", "CLEARED_AT", "RULE"]
     assert "2026-01-01T08:00:07.000Z  -" in lines[2]

@@ -17,7 +17,12 @@ def test_vectorised_evaluation() -> None:
 
 
 def test_chained_comparison() -> None:
-    assert parse("1 < value <= 3")({"value": np.array([1.0, 2.0, 3.0, 4.0])}).tolist() == [False, True, True, False]
+    assert parse("1 < value <= 3")({"value": np.array([1.0, 2.0, 3.0, 4.0])}).tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,15 @@ from .reference import Alert, reference_alerts
 
 
 def series(**tags: str) -> list[Sample]:
-    out = [Sample(t, tag.replace("__", "/"), v, q) for tag, vals in tags.items() for t, v, q in expand(vals, 0, S)]
+    out = [
+        Sample(t, tag.replace("__", "/"), v, q)
+        for tag, vals in tags.items()
+        for t, v, q in expand(vals, 0, S)
+    ]
     return sorted(out, key=lambda s: s.ts)
 
 
-def A(rule: str, tag: str, raised: float, cleared: float | None, value: float | None) -> Alert:  # noqa: N802
+def A(rule: str, tag: str, raised: float, cleared: float | None, value: float | None) -> Alert:
     return Alert(rule, tag, round(raised * S), None if cleared is None else round(cleared * S), value)
 
 
@@ -60,7 +64,8 @@ CASES = [
         id="outside with inner clear band",
     ),
     pytest.param(
-        "{id: r, tag: a/x, deviation: {setpoint: '{asset}/sp', limit: 5}, for: 3s, clear: {limit: 4, for: 1s}, severity: high}",
+        "{id: r, tag: a/x, deviation: {setpoint: '{asset}/sp', limit: 5}, for: 3s,"
+        " clear: {limit: 4, for: 1s}, severity: high}",
         {"a__sp": "100 _ _ _ _ _ _ 110", "a__x": "100 106 107 106 106 103 103 103 103"},
         [A("r", "a/x", 4, 6, 106)],
         id="deviation with setpoint tag",
@@ -135,11 +140,16 @@ def test_glob_star_stays_in_segment_and_new_tags_match_lazily() -> None:
     from plantpulse.rules.engine import Engine
     from plantpulse.samples import SampleBatch, TagRegistry
 
-    rs = rules("rules:\n  - {id: r, tag: 'l1/*/t', above: 0, severity: low}\n  - {id: d, tag: 'l1/**', above: 0, severity: low}\n")
+    rs = rules(
+        "rules:\n  - {id: r, tag: 'l1/*/t', above: 0, severity: low}\n"
+        "  - {id: d, tag: 'l1/**', above: 0, severity: low}\n"
+    )
     tags = TagRegistry()
     eng = Engine(rs, tags)
     eng.process(SampleBatch.from_samples(tags, [Sample(0, "l1/a/t", 1.0)]))
-    events = eng.process(SampleBatch.from_samples(tags, [Sample(S, "l1/a/b/t", 1.0), Sample(S, "l1/b/t", 1.0)]))
+    events = eng.process(
+        SampleBatch.from_samples(tags, [Sample(S, "l1/a/b/t", 1.0), Sample(S, "l1/b/t", 1.0)])
+    )
     assert sorted((e.rule, e.tag) for e in events) == [("d", "l1/a/b/t"), ("d", "l1/b/t"), ("r", "l1/b/t")]
     assert eng.stats.raised == {"r": 2, "d": 3}
 

@@ -68,7 +68,9 @@ def test_bad_header_and_quality_are_errors(tmp_path: Path) -> None:
 
 def test_write_then_read_round_trip(tmp_path: Path) -> None:
     tags = TagRegistry()
-    src = SampleBatch.make(tags, [1_000_000, 2_000_000], [tags.id("a/x"), tags.id("温度")], [1.25, 2.0], [0, 2])
+    src = SampleBatch.make(
+        tags, [1_000_000, 2_000_000], [tags.id("a/x"), tags.id("温度")], [1.25, 2.0], [0, 2]
+    )
     p = tmp_path / "out.csv"
     assert write_samples_csv(p, [src]) == 2
     back = _read(p)

@@ -33,6 +33,8 @@ def test_demo_rules_raise_exactly_the_expected_alerts(batch_size: int) -> None:
     for e in events:
         if e.kind == "cleared":
             raised[(e.rule, e.tag, e.raised_at)] = e.at
-    got = sorted((rule, tag, r - START, None if c is None else c - START) for (rule, tag, r), c in raised.items())
+    got = sorted(
+        (rule, tag, r - START, None if c is None else c - START) for (rule, tag, r), c in raised.items()
+    )
     want = sorted((a.rule, a.tag, a.raised_at, a.cleared_at) for a in scenario.expected_alerts)
     assert got == want

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -13,6 +14,13 @@ import psycopg
 import pytest
 
 PG_BIN = Path(os.environ.get("PLANTPULSE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    """Like tests/conftest.free_port, for module-scoped fixtures (conftest is not importable by name)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def create_database(dsn: str, prefix: str = "test") -> str:
@@ -48,6 +56,11 @@ class Cluster:
 
     def _cmd(self, *args: str) -> list[str]:
         return [*self._prefix, *args]
+
+    def _run(self, *args: str) -> None:
+        r = subprocess.run(self._cmd(*args), capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError(f"{' '.join(args[:1])} failed ({r.returncode}): {r.stderr or r.stdout}")
 
     def init(self) -> None:
         if not (PG_BIN / "initdb").exists():
@@ -89,11 +102,7 @@ class Cluster:
         )
 
     def stop(self, mode: str = "immediate") -> None:
-        subprocess.run(
-            self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"),
-            check=True,
-            capture_output=True,
-        )
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def running(self) -> bool:
         r = subprocess.run(

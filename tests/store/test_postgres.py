@@ -236,7 +236,7 @@ async def test_alerts_journal_ack_and_shelve(store: PostgresStore) -> None:
 
 
 async def test_unreachable_server_is_unavailable_without_the_password(port: int) -> None:
-    s = PostgresStore(f"postgresql://plant:s3cret@127.0.0.1:{port}/x", StoreConfig(connect_timeout=2 * S))
+    s = PostgresStore(f"postgresql://plant:s3cret@127.0.0.1:{port}/x", StoreConfig(connect_timeout="2s"))
     with pytest.raises(StoreUnavailable) as err:
         await s.open()
     assert f"127.0.0.1:{port}" in str(err.value) and "s3cret" not in str(err.value)
@@ -294,9 +294,7 @@ def test_db_status_reports_an_unreachable_server(port: int, capsys: pytest.Captu
 
 
 def test_timescale_statements_follow_the_documented_api() -> None:
-    cfg = TimescaleConfig(
-        chunk_interval=6 * 3600 * S, compress_after=3 * 86400 * S, retain_for=90 * 86400 * S
-    )
+    cfg = TimescaleConfig(chunk_interval="6h", compress_after="3d", retain_for="90d")
     (hyper,) = timescale.hypertable_statements(cfg)
     assert hyper.sql == (
         "SELECT create_hypertable('samples', 'ts', chunk_time_interval => %s, "

@@ -43,8 +43,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 def make(store: SQLiteStore, **config: int) -> Pipeline:
     tags = TagRegistry()
     on_shift = {"operator": ["张伟"], "team_lead": ["李娜"]}
-    return Pipeline(Engine(load_rules_text(RULES), tags), tags, DirectWriter(store),
-                    config=StreamConfig(**config), on_shift=lambda asset, at: on_shift)
+    return Pipeline(
+        Engine(load_rules_text(RULES), tags),
+        tags,
+        DirectWriter(store),
+        config=StreamConfig(**config),
+        on_shift=lambda asset, at: on_shift,
+    )
 
 
 async def test_heartbeat_fires_a_pending_condition_without_new_samples(store: SQLiteStore) -> None:
@@ -56,7 +61,9 @@ async def test_heartbeat_fires_a_pending_condition_without_new_samples(store: SQ
     events = await p.step([])
     assert [(e.kind, e.raised_at) for e in events] == [("raised", T0 + 3 * NS_PER_S)]
     alerts = await store.alerts()
-    assert [(a.rule, a.tag, a.raised_at, a.message) for a in alerts] == [("hot", "line1/oven1/temp", T0 + 3 * NS_PER_S, "温度 90 °C")]
+    assert [(a.rule, a.tag, a.raised_at, a.message) for a in alerts] == [
+        ("hot", "line1/oven1/temp", T0 + 3 * NS_PER_S, "温度 90 °C")
+    ]
     assert alerts[0].on_shift == {"operator": ["张伟"], "team_lead": ["李娜"]}
 
 
@@ -65,7 +72,9 @@ async def test_stop_drains_queue_into_the_store(store: SQLiteStore) -> None:
     stop = asyncio.Event()
     runner = asyncio.create_task(p.run(stop))
     for k in range(50):
-        await p.sink.put([Sample(T0 + (10 * k + i) * 100 * NS_PER_MS, "line1/oven1/temp", 20.0 + i) for i in range(10)])
+        await p.sink.put(
+            [Sample(T0 + (10 * k + i) * 100 * NS_PER_MS, "line1/oven1/temp", 20.0 + i) for i in range(10)]
+        )
     stop.set()
     await asyncio.wait_for(runner, 10)
     assert p.stats.samples == 500
@@ -78,7 +87,9 @@ async def test_backpressure_makes_producers_wait_not_grow(store: SQLiteStore) ->
     stop = asyncio.Event()
     producer = asyncio.create_task(p.sink.put([Sample(T0 + i, "line1/oven1/temp", 1.0) for i in range(10)]))
     await producer
-    second = asyncio.create_task(p.sink.put([Sample(T0 + 10 + i, "line1/oven1/temp", 1.0) for i in range(15)]))
+    second = asyncio.create_task(
+        p.sink.put([Sample(T0 + 10 + i, "line1/oven1/temp", 1.0) for i in range(15)])
+    )
     await asyncio.sleep(0)  # let the producer run into the full queue
     assert not second.done() and len(p.queue) == 10
     runner = asyncio.create_task(p.run(stop))

@@ -1,0 +1,315 @@
+"""The HTTP API (ASGI, starlette): acknowledge links for phones, and a bearer-token API.
+
+    GET  /ack/{token}                 confirmation page (zh/en, UTF-8) with a comment field
+    POST /ack/{token}                 acknowledge: 200 ok, 403 forged, 410 expired, 409 used
+    GET  /api/health                  status and notifier counters
+    GET  /api/alerts                  ?start=&end= (ISO or epoch s) &rule= &asset= &active=1 &limit=
+    GET  /api/alerts/{id}             one alert with its ISA-18.2 state
+    GET  /api/alerts/{id}/journal     its journal, oldest first
+    POST /api/alerts/{id}/ack         {"by", "comment"?}
+    POST /api/alerts/{id}/shelve      {"by", "reason", "duration"} (capped by max_shelve)
+
+The link is the credential of ``/ack``: anyone holding it may acknowledge as its person until
+it expires, once (the nonce is spent before the acknowledgement, so two taps cannot both
+succeed). Everything under ``/api`` needs ``Authorization: Bearer <token>``, compared in
+constant time. Acknowledgements are journaled with who (the link's person or ``by``), when,
+from where (``source`` = "link from <client address>" / "api from <client address>") and the
+comment; going through the notifier also stops the escalation at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from plantpulse.alerts import Alert
+from plantpulse.notifier.links import Verdict, verify
+from plantpulse.notifier.outbox import Outbox
+from plantpulse.notifier.service import Clock, EscalationNotifier, SystemClock
+from plantpulse.people.schema import Language, TeamConfig
+from plantpulse.store.base import Store
+from plantpulse.timefmt import parse_duration, parse_ts
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_STATUS = {"forged": 403, "expired": 410, "used": 409}
+_TEXT: dict[Language, dict[str, str]] = {
+    "en": {
+        "title": "Acknowledge alert",
+        "ask": "Acknowledge this alert as {person}?",
+        "comment": "Comment (optional)",
+        "button": "Acknowledge",
+        "done": "Acknowledged by {by}.",
+        "already": "Already acknowledged by {by}.",
+        "forged": "This link is not valid.",
+        "expired": "This link has expired. Acknowledge on the board instead.",
+        "used": "This link has been used already.",
+        "unknown": "No such alert.",
+    },
+    "zh": {
+        "title": "确认报警",
+        "ask": "以 {person} 的身份确认此报警?",
+        "comment": "备注(可选)",
+        "button": "确认",
+        "done": "已由 {by} 确认。",
+        "already": "此报警已由 {by} 确认。",
+        "forged": "此链接无效。",
+        "expired": "此链接已过期,请在看板上确认。",
+        "used": "此链接已使用过。",
+        "unknown": "没有这条报警。",
+    },
+}
+
+
+def _alert_json(a: Alert, now: int) -> dict[str, Any]:
+    d = asdict(a)
+    d["state"] = a.state(now).value
+    return d
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+class Api:
+    """Holds what the handlers need; ``app`` is the Starlette application."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        token: str,
+        secret: bytes | Sequence[bytes] | None = None,
+        outbox: Outbox | None = None,
+        notifier: EscalationNotifier | None = None,
+        team: TeamConfig | None = None,
+        clock: Clock | None = None,
+        max_shelve: int = 8 * 3600 * 10**9,
+    ) -> None:
+        if len(token) < 16:
+            raise ValueError("the API token must be at least 16 characters")
+        self.store = store
+        self._token = token.encode("utf-8")
+        self._secret = secret
+        self.outbox = outbox
+        self.notifier = notifier
+        self.team = team
+        self.clock: Clock = clock or (notifier.clock if notifier is not None else SystemClock())
+        self.max_shelve = max_shelve
+        self.app = Starlette(
+            routes=[
+                Route("/ack/{token}", self.ack_page, methods=["GET"]),
+                Route("/ack/{token}", self.ack_link, methods=["POST"]),
+                Route("/api/health", self._authed(self.health), methods=["GET"]),
+                Route("/api/alerts", self._authed(self.alerts), methods=["GET"]),
+                Route("/api/alerts/{id}", self._authed(self.alert), methods=["GET"]),
+                Route("/api/alerts/{id}/journal", self._authed(self.journal), methods=["GET"]),
+                Route("/api/alerts/{id}/ack", self._authed(self.ack), methods=["POST"]),
+                Route("/api/alerts/{id}/shelve", self._authed(self.shelve), methods=["POST"]),
+            ]
+        )
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    def _authed(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            ok = hmac.compare_digest(given.strip().encode("utf-8"), self._token)
+            if scheme.lower() != "bearer" or not ok:
+                return JSONResponse(
+                    {"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Bearer realm="plantpulse"'}
+                )
+            return await handler(request)
+
+        return guarded
+
+    # -- acknowledge links --------------------------------------------------------------------
+
+    async def _verdict(self, token: str) -> Verdict:
+        if self._secret is None:
+            return Verdict("forged")
+        v = verify(self._secret, token, self.clock.now())
+        if not v.ok or v.claims is None or self.outbox is None:
+            return v
+        return Verdict("used", v.claims) if await self.outbox.nonce_used(v.claims.nonce) else v
+
+    def _lang(self, request: Request, person: str | None) -> Language:
+        if self.team is not None and person is not None and person in self.team.people:
+            return self.team.language_of(person)
+        accept = request.headers.get("accept-language", "")
+        if accept.lower().startswith("zh"):
+            return "zh"
+        return self.team.language if self.team is not None else "en"
+
+    def _page(self, lang: Language, status: int, body: str) -> HTMLResponse:
+        t = _TEXT[lang]
+        doc = (
+            f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(t['title'])}</title></head><body>{body}</body></html>"
+        )
+        return HTMLResponse(doc, status, media_type="text/html; charset=utf-8")
+
+    async def ack_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        v = await self._verdict(token)
+        person = v.claims.person if v.claims is not None else None
+        lang = self._lang(request, person)
+        t = _TEXT[lang]
+        if not v.ok or v.claims is None:
+            return self._page(lang, _STATUS[v.status], f"<p>{html.escape(t[v.status])}</p>")
+        alert = await self.store.alert(v.claims.alert_id)
+        if alert is None:
+            return self._page(lang, 404, f"<p>{html.escape(t['unknown'])}</p>")
+        e = html.escape
+        info = f"<h1>{e(alert.rule)} @ {e(alert.asset)}</h1><p>{e(alert.message)}</p>"
+        if alert.acked_at is not None:
+            return self._page(lang, 200, info + f"<p>{e(t['already'].format(by=alert.acked_by))}</p>")
+        form = (
+            f'<form method="post"><p>{e(t["ask"].format(person=v.claims.person))}</p>'
+            f'<label>{e(t["comment"])} <input name="comment" maxlength="500"></label> '
+            f'<button type="submit">{e(t["button"])}</button></form>'
+        )
+        return self._page(lang, 200, info + form)
+
+    async def ack_link(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        v = await self._verdict(token)
+        person = v.claims.person if v.claims is not None else None
+        lang = self._lang(request, person)
+        t = _TEXT[lang]
+        if not v.ok or v.claims is None:
+            return self._page(lang, _STATUS[v.status], f"<p>{html.escape(t[v.status])}</p>")
+        comment = await self._comment(request)
+        claims = v.claims
+        if self.outbox is not None and not await self.outbox.use_nonce(
+            claims.nonce, claims.alert_id, claims.person, self.clock.now()
+        ):
+            return self._page(lang, 409, f"<p>{html.escape(t['used'])}</p>")
+        source = f"link from {_client(request)}"
+        alert = await self._acknowledge(claims.alert_id, claims.person, comment, source)
+        if alert is None:
+            return self._page(lang, 404, f"<p>{html.escape(t['unknown'])}</p>")
+        key = "done" if alert.acked_by == claims.person else "already"
+        return self._page(lang, 200, f"<p>{html.escape(t[key].format(by=alert.acked_by))}</p>")
+
+    @staticmethod
+    async def _comment(request: Request) -> str | None:
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        try:
+            if ctype.startswith("application/json"):
+                data = json.loads(raw or b"{}")
+                value = data.get("comment") if isinstance(data, dict) else None
+            else:
+                values = parse_qs(raw.decode("utf-8")).get("comment")
+                value = values[0] if values else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return str(value)[:500] if value else None
+
+    async def _acknowledge(self, alert_id: str, by: str, comment: str | None, source: str) -> Alert | None:
+        if self.notifier is not None:
+            return await self.notifier.acknowledge(alert_id, by, comment, source=source)
+        return await self.store.acknowledge(alert_id, by, self.clock.now(), comment, source=source)
+
+    # -- bearer API ---------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        body: dict[str, Any] = {"status": "ok"}
+        if self.notifier is not None:
+            body["notifier"] = {"pending": len(self.notifier.pending), "counts": dict(self.notifier.counts)}
+        return JSONResponse(body)
+
+    async def alerts(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            start = parse_ts(q["start"]) if "start" in q else None
+            end = parse_ts(q["end"]) if "end" in q else None
+            limit = min(int(q.get("limit", "100")), 1000)
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, 400)
+        got = await self.store.alerts(
+            start, end, rule=q.get("rule"), asset=q.get("asset"),
+            active_only=q.get("active", "").lower() in ("1", "true", "yes"), limit=max(limit, 1),
+        )  # fmt: skip
+        now = self.clock.now()
+        return JSONResponse({"alerts": [_alert_json(a, now) for a in got]})
+
+    async def alert(self, request: Request) -> Response:
+        a = await self.store.alert(request.path_params["id"])
+        if a is None:
+            return JSONResponse({"error": "no such alert"}, 404)
+        return JSONResponse(_alert_json(a, self.clock.now()))
+
+    async def journal(self, request: Request) -> Response:
+        aid = request.path_params["id"]
+        if await self.store.alert(aid) is None:
+            return JSONResponse({"error": "no such alert"}, 404)
+        return JSONResponse({"journal": [asdict(e) for e in await self.store.journal(aid)]})
+
+    @staticmethod
+    async def _json(request: Request) -> Mapping[str, Any] | None:
+        try:
+            data = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def ack(self, request: Request) -> Response:
+        data = await self._json(request)
+        if data is None or not isinstance(data.get("by"), str) or not data["by"].strip():
+            return JSONResponse({"error": 'body must be JSON with "by" (who acknowledges)'}, 400)
+        comment = data.get("comment")
+        alert = await self._acknowledge(
+            request.path_params["id"], data["by"].strip(), str(comment) if comment else None,
+            f"api from {_client(request)}",
+        )  # fmt: skip
+        if alert is None:
+            return JSONResponse({"error": "no such alert"}, 404)
+        return JSONResponse(_alert_json(alert, self.clock.now()))
+
+    async def shelve(self, request: Request) -> Response:
+        data = await self._json(request)
+        need = ("by", "reason", "duration")
+        if data is None or any(not data.get(k) for k in need):
+            return JSONResponse({"error": 'body must be JSON with "by", "reason" and "duration"'}, 400)
+        try:
+            duration = parse_duration(data["duration"])
+        except (ValueError, TypeError) as e:
+            return JSONResponse({"error": str(e)}, 400)
+        aid = request.path_params["id"]
+        current = await self.store.alert(aid)
+        if current is None:
+            return JSONResponse({"error": "no such alert"}, 404)
+        cap = self.max_shelve
+        if self.team is not None and (policy := self.team.policy(current.notify)) is not None:
+            cap = min(cap, policy.max_shelve)
+        now = self.clock.now()
+        until = now + min(duration, cap)
+        by, reason = str(data["by"]), str(data["reason"])
+        if self.notifier is not None:
+            alert = await self.notifier.shelve(aid, by, until, reason)
+        else:
+            alert = await self.store.shelve(aid, by, now, until, reason)
+        if alert is None:
+            return JSONResponse({"error": "no such alert"}, 404)
+        return JSONResponse({**_alert_json(alert, now), "capped": duration > cap})
+
+
+def create_app(store: Store, **kwargs: Any) -> Starlette:
+    """``Api(store, **kwargs).app``."""
+    return Api(store, **kwargs).app
+
+
+__all__ = ["Api", "create_app"]

@@ -1,0 +1,579 @@
+"""MQTT collector (paho-mqtt 2, CallbackAPIVersion.VERSION2): JSON or Sparkplug B payloads.
+
+Choices, and why:
+
+* **No thread: paho on the asyncio loop.** paho's external-loop hooks (``on_socket_open``/
+  ``close``/``register_write``/``unregister_write``) map onto ``loop.add_reader``/``add_writer``;
+  ``loop_misc`` (keep-alive pings) runs from a ``call_later`` timer. Every paho callback
+  therefore runs on the event loop thread, decoding happens right there, and a whole read
+  burst becomes ONE batch handed to ``run`` (no per-message cross-thread hop, which is what
+  would cost throughput with ``loop_start``). Only the blocking TCP connect and TLS handshake
+  run in ``asyncio.to_thread`` (paho has no non-blocking connect); they are bounded by
+  ``timeout``.
+* **At-least-once, acknowledged after the pipeline took it.** The client uses ``manual_ack``:
+  a QoS 1 PUBACK is sent only after ``sink.put`` returned for the batch holding that message.
+  A collector killed mid-batch therefore loses nothing with a persistent session: the broker
+  redelivers what was not acknowledged (duplicates are possible, losses are not).
+* **Backpressure.** The handoff between the socket callbacks and ``run`` holds at most
+  ``handoff`` batches. When it is full we stop reading the socket (``remove_reader``) until
+  ``run`` catches up: TCP then pushes back on the broker, which holds QoS 1 messages for us
+  (its in-flight window is full of unacknowledged messages anyway). Nothing is dropped here;
+  a stall longer than the keep-alive makes the broker or paho drop the link, the runner
+  reconnects and the persistent session redelivers.
+* **Persistent session.** A fixed client id with ``clean_session``/``clean_start`` false (MQTT
+  5: plus ``session_expiry``), so QoS 1 messages published while we are away wait at the
+  broker. Every successful CONNACK (every ``run``) subscribes again, whatever the broker says
+  about the session: a broker that lost its state must never leave us silently deaf.
+* **Errors.** CONNACK "bad user name or password"/"not authorized"/"banned", a refused
+  subscription and TLS certificate failures -> AuthenticationError; everything else
+  (refused, unreachable, timeout, connection lost) -> SourceUnavailable. Malformed payloads
+  are counted per topic, the last few kept (``status().malformed``), reported through
+  ``sink.error`` as ``MalformedPayload`` (one log line per topic and cause), and never stop
+  the collector.
+* **Heartbeats.** MQTT carries no server time, so while connected and keeping up, every
+  ``heartbeat`` the collector claims ``now - lag``: nothing older is still in flight.
+* **Gap markers and history.** After a reconnect one ``quality.GapMarker`` sample records the
+  outage; samples older than the newest live sample of their tag (device buffers,
+  Sparkplug ``is_historical``) go to the ``historical`` sink when one is given (docs/mqtt.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from plantpulse.collectors.base import Sink
+from plantpulse.collectors.mqtt_config import MqttSource
+from plantpulse.collectors.mqtt_json import DecodeError, JsonDecoder
+from plantpulse.collectors.quality import GapMarker, Historical
+from plantpulse.collectors.sparkplug import SparkplugDecoder
+from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
+from plantpulse.samples import Sample
+from plantpulse.timefmt import NS_PER_S
+
+__all__ = ["MalformedPayload", "MalformedTopic", "MqttCollector", "MqttStatus", "RejectedMessage"]
+
+log = logging.getLogger(__name__)
+
+HistoricalSink = Callable[[Sequence[Sample]], Awaitable[None]]
+
+_AUTH_REASONS = frozenset({134, 135, 138, 140})  # bad user/password, not authorized, banned, bad auth method
+_BURST = 512  # packets read per readable event at most (fairness with the rest of the loop)
+_MAX_TOPICS = 1000  # malformed-payload counters kept per topic; beyond that under "<other>"
+
+
+class MalformedPayload(SourceError):
+    """A message that could not be decoded; counted per topic, never fatal."""
+
+    cause = "malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    """One malformed message kept for inspection (payload cut to 256 bytes)."""
+
+    received_ns: int
+    cause: str
+    message: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedTopic:
+    count: int
+    last: tuple[RejectedMessage, ...]
+
+
+@dataclass(frozen=True)
+class MqttStatus:
+    """A read-only snapshot of the collector (the runner's SourceStatus has the generic counters)."""
+
+    connected: bool
+    session_present: bool | None
+    messages: int
+    samples: int
+    historical: int
+    malformed: Mapping[str, MalformedTopic]
+    rebirths_requested: int
+    paused: int
+    notes: int
+
+
+@dataclass(slots=True)
+class _Ring:
+    count: int = 0
+    last: deque[RejectedMessage] = field(default_factory=lambda: deque(maxlen=5))
+
+
+@dataclass(slots=True)
+class _Batch:
+    samples: list[Sample]
+    historical: list[Sample]
+    acks: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Heartbeat:
+    ts: int
+
+
+_Item = _Batch | _Heartbeat | SourceError
+
+
+class MqttCollector:
+    """A StreamingCollector for one broker (``MqttSource``); ``run`` once per connection."""
+
+    def __init__(
+        self,
+        source: MqttSource,
+        *,
+        handoff: int = 64,
+        keep_malformed: int = 5,
+        historical: HistoricalSink | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.address = source.address
+        self._handoff = max(1, handoff)
+        self._keep = max(1, keep_malformed)
+        self._historical_sink = historical
+        self._clock = clock
+        self._json = JsonDecoder(source.subscriptions) if source.format == "json" else None
+        self._sparkplug = SparkplugDecoder(source.sparkplug) if source.sparkplug is not None else None
+        self._history = Historical()
+        # per connection
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._client: mqtt.Client | None = None
+        self._sock: Any = None
+        self._fd = -1  # registered with the loop by number: still removable once paho closed it
+        self._items: deque[_Item] = deque()
+        self._wake = asyncio.Event()
+        self._connack: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused_now = False
+        self._closing = False
+        self._connected = False
+        self._session_present: bool | None = None
+        self._pending: list[Sample] = []
+        self._pending_hist: list[Sample] = []
+        self._pending_acks: list[tuple[int, int]] = []
+        self._got_message = False
+        self._last_heartbeat = 0
+        self._lost_at: int | None = None
+        self._sink: Sink | None = None
+        # counters (status)
+        self._messages = 0
+        self._samples = 0
+        self._hist_count = 0
+        self._malformed: dict[str, _Ring] = {}
+        self._rebirths = 0
+        self._paused = 0
+        self._notes = 0
+
+    # -- read-only status -------------------------------------------------------------------------
+
+    def status(self) -> MqttStatus:
+        return MqttStatus(
+            connected=self._connected,
+            session_present=self._session_present,
+            messages=self._messages,
+            samples=self._samples,
+            historical=self._hist_count,
+            malformed=MappingProxyType(
+                {t: MalformedTopic(r.count, tuple(r.last)) for t, r in self._malformed.items()}
+            ),
+            rebirths_requested=self._rebirths,
+            paused=self._paused,
+            notes=self._notes,
+        )
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Topic filters and QoS, as subscribed after every CONNACK."""
+        src = self.source
+        if self._sparkplug is not None:
+            return [(f, src.qos) for f in self._sparkplug.subscriptions()]
+        seen: dict[str, int] = {}
+        for s in src.subscriptions:
+            seen[s.topic] = max(seen.get(s.topic, 0), src.qos if s.qos is None else s.qos)
+        return list(seen.items())
+
+    # -- StreamingCollector -----------------------------------------------------------------------
+
+    async def run(self, sink: Sink) -> None:
+        """Connect, subscribe and deliver until cancelled; SourceError when the link is lost."""
+        self._sink = sink
+        loop = asyncio.get_running_loop()
+        self._loop, self._thread = loop, threading.get_ident()
+        self._items.clear()
+        self._wake = asyncio.Event()
+        self._closing = False
+        client = self._make_client()
+        self._client = client
+        try:
+            await self._connect(client, loop)
+            self._start_timer()
+            await self._deliver(sink, client)
+        finally:
+            self._teardown(client)
+            if self._lost_at is None:
+                self._lost_at = self._clock()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            self._teardown(client)
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        src = self.source
+        v5 = src.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=src.effective_client_id,
+            clean_session=None if v5 else not src.persistent,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        client.connect_timeout = src.timeout / NS_PER_S
+        client.max_inflight_messages_set(1000)
+        if src.username is not None:
+            client.username_pw_set(src.username, src.password.get_secret_value() if src.password else None)
+        if src.tls is not None:
+            client.tls_set_context(self._tls_context())
+            client.tls_insecure_set(src.tls.insecure)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        tls = self.source.tls
+        assert tls is not None
+        try:
+            ctx = ssl.create_default_context(cafile=str(tls.ca) if tls.ca else None)
+            if tls.cert is not None and tls.key is not None:
+                ctx.load_cert_chain(str(tls.cert), str(tls.key))
+        except (OSError, ssl.SSLError) as e:
+            raise AuthenticationError(self.name, self.address, f"TLS files: {e}") from None
+        if tls.insecure:
+            ctx.check_hostname = False
+        return ctx
+
+    async def _connect(self, client: mqtt.Client, loop: asyncio.AbstractEventLoop) -> None:
+        src = self.source
+        kwargs: dict[str, Any] = {}
+        if src.protocol == "5":
+            make: Any = Properties  # paho leaves its constructor unannotated
+            props = make(PacketTypes.CONNECT)
+            if src.persistent:
+                props.SessionExpiryInterval = min(src.session_expiry // NS_PER_S, 0xFFFFFFFF)
+            kwargs = {"clean_start": not src.persistent, "properties": props}
+        client.connect_async(src.host, src.port, max(1, round(src.keepalive / NS_PER_S)), **kwargs)
+        self._connack = loop.create_future()
+        try:
+            await asyncio.to_thread(client.reconnect)
+        except ssl.SSLCertVerificationError as e:
+            raise AuthenticationError(
+                self.name, self.address, f"broker certificate refused: {e.verify_message}"
+            ) from None
+        except ssl.SSLError as e:
+            raise AuthenticationError(
+                self.name, self.address, f"TLS handshake failed: {e.reason or e}"
+            ) from None
+        except ConnectionRefusedError:
+            raise self._unavailable("connection refused") from None
+        except TimeoutError:
+            raise self._unavailable(f"connect timed out after {src.timeout / NS_PER_S:g}s") from None
+        except OSError as e:
+            raise self._unavailable(str(e) or type(e).__name__) from None
+        sock = client.socket()
+        if sock is None:
+            raise self._unavailable("socket closed during connect")
+        self._sock, self._fd = sock, sock.fileno()
+        loop.add_reader(self._fd, self._on_readable)
+        if client.want_write():
+            loop.add_writer(self._fd, self._on_writable)
+        try:
+            async with asyncio.timeout(src.timeout / NS_PER_S):
+                await self._connack
+        except TimeoutError:
+            raise self._unavailable("no CONNACK from the broker") from None
+
+    def _teardown(self, client: mqtt.Client) -> None:
+        self._closing = True
+        self._connected = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        sock, self._sock = self._sock, None
+        fd, self._fd = self._fd, -1
+        if sock is not None and client.socket() is sock:
+            with contextlib.suppress(OSError, ValueError):
+                client.disconnect()  # queues DISCONNECT: a clean goodbye keeps the session, drops the will
+                client.loop_write()
+        if fd >= 0 and self._loop is not None:
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self._client is client:
+            self._client = None
+
+    def _unavailable(self, why: str) -> SourceUnavailable:
+        return SourceUnavailable(self.name, self.address, why)
+
+    # -- paho callbacks (event loop thread; socket callbacks also from the connect thread) -------
+
+    def _in_loop(self) -> bool:
+        return threading.get_ident() == self._thread
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        """Registered by ``_connect`` once the blocking connect returned (it runs in a thread)."""
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and self._in_loop() and sock is self._sock:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            self._sock, self._fd = None, -1
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and self._in_loop() and sock is self._sock:
+            self._loop.add_writer(self._fd, self._on_writable)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and self._in_loop() and sock is self._sock:
+            self._loop.remove_writer(self._fd)
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        fut = self._connack
+        if reason.is_failure:
+            err: SourceError
+            if reason.value in _AUTH_REASONS:
+                err = AuthenticationError(self.name, self.address, f"refused: {reason}")
+            else:
+                err = self._unavailable(f"refused: {reason}")
+            if fut is not None and not fut.done():
+                fut.set_exception(err)
+            return
+        self._connected = True
+        self._session_present = bool(getattr(flags, "session_present", False))
+        rc, _ = client.subscribe(self.subscriptions())
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._push(self._unavailable(f"subscribe failed: {mqtt.error_string(rc)}"))
+        now = self._clock()
+        if self._lost_at is not None:
+            self._pending.append(GapMarker(self.name, self._lost_at, now).sample())
+            self._lost_at = None
+        self._last_heartbeat = now
+        if fut is not None and not fut.done():
+            fut.set_result(True)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any
+    ) -> None:
+        refused = [
+            topic for (topic, _), r in zip(self.subscriptions(), reasons, strict=False) if r.is_failure
+        ]
+        if refused:
+            self._push(
+                AuthenticationError(self.name, self.address, f"subscription refused: {', '.join(refused)}")
+            )
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        self._connected = False
+        if self._closing:
+            return
+        why = f"connection lost: {reason}" if reason.value else "connection closed by the broker"
+        err = self._unavailable(why)
+        fut = self._connack
+        if fut is not None and not fut.done():
+            fut.set_exception(err)
+        else:
+            self._flush()
+            self._push(err)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._got_message = True
+        self._messages += 1
+        received = self._clock()
+        raw_topic: bytes = msg._topic  # the undecoded topic: invalid UTF-8 is a malformed message too
+        try:
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError:
+            topic = raw_topic.decode("utf-8", "replace")
+            self._reject(topic, msg.payload, received, DecodeError("topic", "topic is not UTF-8"))
+        else:
+            try:
+                if self._json is not None:
+                    self._pending.extend(self._json.decode(topic, msg.payload, received))
+                else:
+                    self._sparkplug_message(client, topic, msg.payload, received)
+            except DecodeError as e:
+                self._reject(topic, msg.payload, received, e)
+        if msg.qos > 0:
+            self._pending_acks.append((msg.mid, msg.qos))
+
+    def _sparkplug_message(
+        self, client: mqtt.Client, topic: str, payload: bytes | bytearray, received: int
+    ) -> None:
+        assert self._sparkplug is not None
+        out = self._sparkplug.decode(topic, payload, received)
+        self._pending.extend(out.samples)
+        self._pending_hist.extend(out.historical)
+        self._notes += len(out.notes)
+        for note in out.notes:
+            log.debug("%s: %s", self.name, note)
+        if out.rebirth is not None:
+            self._rebirths += 1
+            log.info(
+                "%s: asking %s/%s for a rebirth (%s)",
+                self.name,
+                out.rebirth.group,
+                out.rebirth.node,
+                out.rebirth.reason,
+            )
+            client.publish(out.rebirth.topic, out.rebirth.payload(received), qos=0)
+
+    def _reject(self, topic: str, payload: bytes | bytearray, received: int, e: DecodeError) -> None:
+        key = topic if topic in self._malformed or len(self._malformed) < _MAX_TOPICS else "<other>"
+        ring = self._malformed.get(key)
+        if ring is None:
+            ring = self._malformed[key] = _Ring(last=deque(maxlen=self._keep))
+        ring.count += 1
+        ring.last.append(RejectedMessage(received, e.cause, str(e), bytes(payload[:256])))
+        if self._sink is not None:
+            self._sink.error(
+                self.name, MalformedPayload(self.name, self.address, f"malformed payload on {key}: {e.cause}")
+            )
+
+    # -- socket events ----------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        sock = client.socket()
+        pending = getattr(sock, "pending", None)
+        for _ in range(_BURST):
+            self._got_message = False
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or client.socket() is None:
+                break
+            if not self._got_message and not (pending is not None and pending() > 0):
+                break
+        self._flush()
+
+    def _on_writable(self) -> None:
+        client = self._client
+        if client is not None:
+            client.loop_write()
+
+    def _start_timer(self) -> None:
+        assert self._loop is not None
+        period = min(1.0, self.source.heartbeat / NS_PER_S)
+        self._timer = self._loop.call_later(period, self._tick, period)
+
+    def _tick(self, period: float) -> None:
+        """paho's housekeeping (keep-alive) and the heartbeat; a timer, not a sleep loop."""
+        client = self._client
+        if client is None or self._loop is None:
+            return
+        client.loop_misc()
+        now = self._clock()
+        if self._connected and not self._paused_now and now - self._last_heartbeat >= self.source.heartbeat:
+            self._last_heartbeat = now
+            self._flush()
+            self._push(_Heartbeat(now - self.source.lag))
+        self._timer = self._loop.call_later(period, self._tick, period)
+
+    # -- handoff ----------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if not (self._pending or self._pending_hist or self._pending_acks):
+            return
+        samples, self._pending = self._pending, []
+        hist, self._pending_hist = self._pending_hist, []
+        acks, self._pending_acks = self._pending_acks, []
+        if samples:
+            if len(samples) > 1:
+                samples.sort(key=_ts)
+            samples, old = self._history.split(samples)
+            hist.extend(old)
+        self._push(_Batch(samples, hist, acks))
+
+    def _push(self, item: _Item) -> None:
+        self._items.append(item)
+        self._wake.set()
+        if isinstance(item, _Batch) and len(self._items) >= self._handoff and not self._paused_now:
+            self._pause()
+
+    def _pause(self) -> None:
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._paused_now = True
+            self._paused += 1
+
+    def _resume(self) -> None:
+        self._paused_now = False
+        if self._loop is not None and self._fd >= 0:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._on_readable()  # SSL may hold decrypted bytes the selector cannot see
+
+    async def _deliver(self, sink: Sink, client: mqtt.Client) -> None:
+        items = self._items
+        while True:
+            if not items:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = items.popleft()
+            if self._paused_now and len(items) < self._handoff // 2 + 1:
+                self._resume()
+            if isinstance(item, _Batch):
+                if item.samples:
+                    self._samples += len(item.samples)
+                    await sink.put(item.samples)
+                if item.historical:
+                    self._hist_count += len(item.historical)
+                    if self._historical_sink is not None:
+                        await self._historical_sink(item.historical)
+                    else:
+                        await sink.put(item.historical)
+                for mid, qos in item.acks:
+                    client.ack(mid, qos)
+            elif isinstance(item, _Heartbeat):
+                sink.heartbeat(self.name, item.ts)
+            else:
+                raise item
+
+
+def _ts(s: Sample) -> int:
+    return s.ts

@@ -1,0 +1,155 @@
+"""Builds what ``run_pipeline`` needs to notify people from a ``PlantConfig``, so app.py stays small.
+
+- ``notifications.urls`` only: the plain PushNotifier (every raise and clear to fixed URLs).
+- a team (people and escalation policies): the roster's ``on_shift`` for the pipeline and the
+  EscalationNotifier over the outbox next to the store. Both may run together (fan-out).
+- ``api:``: the HTTP API under uvicorn, in the same event loop, with ack links signed by
+  ``team.links.secret`` / ``$PLANTPULSE_ACK_SECRET``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from plantpulse.alerts import AlertEvent
+from plantpulse.api.app import Api
+from plantpulse.api.config import ApiConfig
+from plantpulse.config import PlantConfig
+from plantpulse.notifier.links import ENV_SECRET, secret_from
+from plantpulse.notifier.outbox import Outbox, open_outbox
+from plantpulse.notifier.push import PushNotifier
+from plantpulse.notifier.service import Clock, EscalationNotifier
+from plantpulse.people.roster import Roster
+from plantpulse.store.base import Store
+from plantpulse.stream.pipeline import Notifier, OnShift
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own SIGINT/SIGTERM handlers: run_pipeline owns the signals and
+    stops the API after the collectors and the notifiers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class FanOut:
+    """One ``Notifier`` that hands every batch to several."""
+
+    def __init__(self, notifiers: Sequence[Notifier]) -> None:
+        self.notifiers = list(notifiers)
+
+    def submit(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
+        for n in self.notifiers:
+            n.submit(events, on_shift)
+
+
+def has_team(plant: PlantConfig) -> bool:
+    return bool(plant.team.people and plant.team.policies)
+
+
+@dataclass
+class Notifying:
+    """Everything that notifies for one run; ``notifier``/``on_shift`` go to the Pipeline."""
+
+    notifier: Notifier | None = None
+    on_shift: OnShift | None = None
+    push: PushNotifier | None = None
+    escalation: EscalationNotifier | None = None
+    outbox: Outbox | None = None
+    api: Api | None = None
+    _server: _Server | None = None
+    _serving: asyncio.Task[None] | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        if self.push is not None:
+            out.update(self.push.counts)
+        if self.escalation is not None:
+            out.update({f"team {k}": v for k, v in self.escalation.counts.items()})
+        return dict(out)
+
+    async def stop(self) -> None:
+        """Notifiers first (deliver what is queued), then the API, then the outbox."""
+        if self.push is not None:
+            await self.push.stop()
+        if self.escalation is not None:
+            await self.escalation.stop()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+        if self.outbox is not None:
+            await self.outbox.close()
+
+
+async def start_notifying(
+    plant: PlantConfig,
+    store: Store,
+    *,
+    api: ApiConfig | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    **notifier_options: Any,
+) -> Notifying:
+    """Build and start the notifiers and the API the config asks for."""
+    env = os.environ if env is None else env
+    api = api if api is not None else getattr(plant, "api", None)
+    out = Notifying()
+    parts: list[Notifier] = []
+    if plant.notifications.urls:
+        out.push = PushNotifier([u.get_secret_value() for u in plant.notifications.urls])
+        out.push.start()
+        parts.append(out.push)
+    team = plant.team
+    secret: bytes | None = None
+    if team.links.secret is not None or env.get(ENV_SECRET):
+        secret = secret_from(team.links.secret.get_secret_value() if team.links.secret else None, env)
+    if has_team(plant):
+        roster = Roster(team, plant.site.timezone)
+        out.on_shift = roster.on_shift
+        out.outbox = open_outbox(plant.store.url)
+        await out.outbox.open()
+        base = team.links.base_url or (api.ack_base() if api is not None else None)
+        if secret is None or base is None:
+            log.warning("ack links are off: set team.links.secret (or $%s) and api.public_url", ENV_SECRET)
+        out.escalation = EscalationNotifier(
+            roster, out.outbox, store, clock=clock, secret=secret, link_base=base, **notifier_options
+        )
+        await out.escalation.start()
+        parts.append(out.escalation)
+    if api is not None:
+        if out.outbox is None:
+            out.outbox = open_outbox(plant.store.url)
+            await out.outbox.open()
+        out.api = Api(
+            store, token=api.token.get_secret_value(), secret=secret, outbox=out.outbox,
+            notifier=out.escalation, team=team if has_team(plant) else None, clock=clock,
+            max_shelve=api.max_shelve,
+        )  # fmt: skip
+        out._server = _Server(
+            uvicorn.Config(out.api.app, host=api.host, port=api.port, log_level="warning", lifespan="off")
+        )
+        out._serving = asyncio.create_task(out._server.serve(), name="api")
+        while not out._server.started:  # uvicorn offers no started event
+            if out._serving.done():
+                out._serving.result()  # raises why it could not listen
+                raise RuntimeError(f"the API could not listen on {api.listen}")
+            await asyncio.sleep(0.01)
+        log.info("API listening on %s", api.listen)
+    out.notifier = parts[0] if len(parts) == 1 else FanOut(parts) if parts else None
+    return out
+
+
+__all__ = ["FanOut", "Notifying", "has_team", "start_notifying"]

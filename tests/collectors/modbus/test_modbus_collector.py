@@ -1,0 +1,182 @@
+"""The collector against a real pymodbus server on loopback: failures stay local to their
+request, timestamps are response times, lost connections go to the runner, which reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+from typing import Any
+
+import pytest
+from collector_helpers import RecordingSink
+
+from plantpulse.collectors.errors import TagError
+from plantpulse.collectors.modbus import ModbusCollector
+from plantpulse.collectors.modbus_config import ModbusSource
+from plantpulse.collectors.runner import Backoff, CollectorRunner
+from plantpulse.errors import SourceError, SourceUnavailable
+from plantpulse.samples import Quality
+from plantpulse.simulators.modbus import ModbusDeviceServer
+from plantpulse.timefmt import NS_PER_S
+
+LAYOUT: Any = {
+    1: {"holding": {0: 10, 1: 11, 2: 12, 3: 13}, "coil": {0: 1}},
+    2: {"holding": {0: 20, 1: 21}},
+}
+TAGS = [
+    {"name": "u1/a", "address": 0},
+    {"name": "u1/b", "address": 1},
+    {"name": "u1/c", "address": 3},
+    {"name": "u1/run", "table": "coil", "address": 0},
+    {"name": "u2/a", "unit_id": 2, "address": 0},
+    {"name": "u2/b", "unit_id": 2, "address": 1},
+]
+
+
+def source(port: int, **kw: Any) -> ModbusSource:
+    return ModbusSource.model_validate(
+        {
+            "kind": "modbus",
+            "name": "dev",
+            "tcp": {"host": "127.0.0.1", "port": port},
+            "request_timeout": "250ms",
+            "tags": TAGS,
+            **kw,
+        }
+    )
+
+
+def values(samples: Any) -> dict[str, float]:
+    return {s.tag: s.value for s in samples}
+
+
+async def test_reads_every_tag_in_few_requests() -> None:
+    async with ModbusDeviceServer(LAYOUT) as server:
+        collector = ModbusCollector(source(server.port, max_gap=1))
+        try:
+            assert [r.describe() for r in collector.requests] == [
+                "unit 1 coil 0-0 (1 bits)",
+                "unit 1 holding 0-3 (4 registers)",
+                "unit 2 holding 0-1 (2 registers)",
+            ]
+            got = values(await collector.read())
+            assert server.requests == 3
+        finally:
+            await collector.close()
+    assert got == {"u1/a": 10, "u1/b": 11, "u1/c": 13, "u1/run": 1, "u2/a": 20, "u2/b": 21}
+
+
+async def test_an_exception_response_makes_only_that_requests_tags_bad() -> None:
+    reported: list[SourceError] = []
+    async with ModbusDeviceServer(LAYOUT) as server:
+        collector = ModbusCollector(source(server.port), report=reported.append)
+        try:
+            server.fail(1, "holding", 1)  # 04 server device failure for reads touching holding 1
+            bad = await collector.read()
+            server.heal(1, "holding", 1)
+            good = await collector.read()
+        finally:
+            await collector.close()
+    q = {s.tag: s.quality for s in bad}
+    assert {t for t, v in q.items() if v == Quality.BAD} == {"u1/a", "u1/b"}  # the request 0-1
+    assert values(bad)["u1/c"] == 13 and values(bad)["u2/a"] == 20
+    assert all(math.isnan(s.value) for s in bad if s.quality == Quality.BAD)
+    assert all(s.quality == Quality.GOOD for s in good)
+    (error,) = reported
+    assert isinstance(error, TagError)
+    assert str(error) == (
+        f"dev (tcp://127.0.0.1:{server.port}): unit 1 holding 0-1 (2 registers): "
+        "exception 0x04 (server device failure)"
+    )
+
+
+async def test_a_silent_unit_times_out_alone_and_samples_carry_response_times(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="plantpulse.collectors.modbus")
+    clock = itertools.count(1_000 * NS_PER_S, NS_PER_S)
+    async with ModbusDeviceServer(LAYOUT) as server:
+        collector = ModbusCollector(source(server.port), wallclock=lambda: next(clock))
+        try:
+            server.silent.add(2)
+            first = await collector.read()
+            second = await collector.read()
+            server.silent.clear()
+            third = await collector.read()
+        finally:
+            await collector.close()
+    for samples in (first, second):
+        bad = {s.tag for s in samples if s.quality == Quality.BAD}
+        assert bad == {"u2/a", "u2/b"}
+    assert all(s.quality == Quality.GOOD for s in third)
+    # one timestamp per response, in the order the responses came
+    stamps = [sorted({s.ts for s in batch}) for batch in (first, second, third)]
+    assert stamps[0] == [1000 * NS_PER_S, 1001 * NS_PER_S, 1002 * NS_PER_S, 1003 * NS_PER_S]
+    assert {s.ts for s in first if s.tag.startswith("u2/")} == {1003 * NS_PER_S}
+    # logged once when it started failing, once when it answered again
+    timeouts = [r for r in caplog.records if "no response within 0.25s" in r.getMessage()]
+    assert len(timeouts) == 1
+    assert any("unit 2 holding 0-1 (2 registers) answers again" in r.getMessage() for r in caplog.records)
+
+
+async def test_nothing_listening_is_source_unavailable_with_the_address() -> None:
+    async with ModbusDeviceServer(LAYOUT) as server:
+        port = server.port
+    collector = ModbusCollector(source(port))
+    with pytest.raises(SourceUnavailable) as err:
+        await collector.read()
+    assert str(err.value) == f"dev (tcp://127.0.0.1:{port}): cannot connect"
+    await collector.close()
+
+
+async def test_a_dropped_connection_is_source_unavailable_then_reconnects() -> None:
+    server = ModbusDeviceServer(LAYOUT)
+    await server.start()
+    collector = ModbusCollector(source(server.port))
+    try:
+        assert len(await collector.read()) == 6
+        await server.stop()
+        with pytest.raises(SourceUnavailable, match=r"connection lost|cannot connect"):
+            await collector.read()
+        await server.start()  # same port
+        assert all(s.quality == Quality.GOOD for s in await collector.read())
+    finally:
+        await collector.close()
+        await server.stop()
+
+
+async def test_runner_marks_all_bad_during_a_restart_and_recovers(sink: RecordingSink) -> None:
+    server = ModbusDeviceServer(LAYOUT)
+    await server.start()
+    src = source(server.port, interval="20ms", timeout="1s")
+    collector = ModbusCollector(src)
+    runner = CollectorRunner(
+        collector,
+        sink,
+        interval=src.interval / NS_PER_S,
+        timeout=src.timeout / NS_PER_S,
+        tags=[t.name for t in src.tags],
+        backoff=Backoff(initial=0.02, maximum=0.1, jitter=0),
+    )
+    task = asyncio.create_task(runner.run())
+    try:
+        await sink.wait_for(lambda s: any(x.quality == Quality.GOOD for x in s.samples))
+        await server.stop()
+        await sink.wait_for(lambda s: len(s.errors) >= 2)  # failed at least twice, backing off
+        assert runner.status().available is False
+        seen = len(sink.samples)
+        await server.start()
+        await sink.wait_for(
+            lambda s: sum(1 for x in s.samples[seen:] if x.quality == Quality.GOOD) >= len(TAGS)
+        )
+        status = runner.status()
+        assert status.available is True
+        assert status.reconnects == 0 and status.errors["unavailable"] >= 2
+        during = [x for x in sink.samples if x.quality == Quality.BAD]
+        assert {x.tag for x in during} == {t["name"] for t in TAGS}  # the runner's all-bad samples
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.stop()

@@ -1,0 +1,99 @@
+"""Helpers for the MQTT tests: unique topic prefixes, sample comparison, and a private
+Mosquitto process (for broker restarts and TLS) that never touches the system service."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from plantpulse.samples import Sample
+
+
+def unique(prefix: str = "pptest") -> str:
+    """A topic prefix / client id no parallel test run shares."""
+    return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+
+
+def same(a: Sequence[Sample], b: Sequence[Sample]) -> bool:
+    """Equal as multisets of (ts, tag, value, quality), NaN equal to NaN."""
+
+    def key(s: Sample) -> tuple[int, str, float, int]:
+        return (s.ts, s.tag, -math.inf if math.isnan(s.value) else s.value, int(s.quality))
+
+    return sorted(map(key, a)) == sorted(map(key, b))
+
+
+def data(samples: Sequence[Sample]) -> list[Sample]:
+    """Without gap markers (``_gaps/...``)."""
+    return [s for s in samples if not s.tag.startswith("_gaps/")]
+
+
+def mosquitto_binary() -> str:
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if path is None:
+        reason = "the mosquitto binary is not installed (apt-get install mosquitto)"
+        if os.environ.get("PLANTPULSE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason} and PLANTPULSE_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(reason)
+    return path
+
+
+class Mosquitto:
+    """Our own ``mosquitto -c`` on a free loopback port, with persistence in a temp dir."""
+
+    def __init__(self, workdir: Path, port: int, extra: str = "") -> None:
+        self.binary = mosquitto_binary()
+        self.workdir = workdir
+        self.port = port
+        self.conf = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        self.conf.write_text(
+            f"listener {port} 127.0.0.1\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "log_dest stderr\n"
+            "max_queued_messages 100000\n"
+            + (extra or "allow_anonymous true\n"),
+            encoding="utf-8",
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the port opening is the readiness signal
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log.read_text(errors='replace')[-2000:]}")
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            w.close()
+            await w.wait_closed()
+            return
+        raise RuntimeError("mosquitto did not start listening")
+
+    async def stop(self) -> None:
+        """SIGTERM: mosquitto saves its persistence file (sessions, queued QoS 1) on the way out."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 10)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
