@@ -27,6 +27,7 @@ from plantpulse.collectors.modbus_config import ModbusSource, register_count
 from plantpulse.collectors.modbus_plan import encode
 from plantpulse.samples import Quality
 
+LOWER_IS_BETTER = frozenset({"requests/poll", "ms/poll", "client CPU ms/poll"})
 KINDS = (("float32", "ABCD"), ("float32", "CDAB"), ("int32", "ABCD"), ("uint16", "ABCD"), ("float64", "DCBA"))
 
 
@@ -90,7 +91,11 @@ async def measure(src: ModbusSource, merge: bool, seconds: float) -> dict[str, f
     }
 
 
-async def main(n: int, seconds: float) -> None:
+async def both(src: ModbusSource, seconds: float) -> tuple[dict[str, float], dict[str, float]]:
+    return await measure(src, True, seconds), await measure(src, False, seconds)
+
+
+def main(n: int, seconds: float) -> None:
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--tags", str(n)],
         stdin=subprocess.PIPE,
@@ -99,20 +104,19 @@ async def main(n: int, seconds: float) -> None:
     )
     try:
         assert proc.stdout is not None and proc.stdin is not None
-        port = int(proc.stdout.readline())
-        src = source(n, port)
-        batched = await measure(src, True, seconds)
-        single = await measure(src, False, seconds)
+        src = source(n, int(proc.stdout.readline()))
+        batched, single = asyncio.run(both(src, seconds))
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
         proc.wait(timeout=10)
     registers = sum(t.count for t in src.tags)
     print(f"{n} tags, {registers} registers, one unit on loopback, {seconds:g}s per mode")
-    print(f"{'':22}{'batched':>14}{'per tag':>14}{'ratio':>10}")
+    print(f"{'':22}{'batched':>14}{'per tag':>14}{'batched advantage':>20}")
     for key in batched:
         b, s = batched[key], single[key]
-        print(f"{key:22}{b:>14,.1f}{s:>14,.1f}{b / s:>9.1f}x")
+        gain = s / b if key in LOWER_IS_BETTER else b / s
+        print(f"{key:22}{b:>14,.1f}{s:>14,.1f}{gain:>19.1f}x")
 
 
 if __name__ == "__main__":
@@ -121,4 +125,7 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    asyncio.run(serve(a.tags) if a.serve else main(a.tags, a.seconds))
+    if a.serve:
+        asyncio.run(serve(a.tags))
+    else:
+        main(a.tags, a.seconds)

@@ -20,10 +20,12 @@ import secrets
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
@@ -74,39 +76,41 @@ async def bench_store(url: str, batches: list[SampleBatch]) -> tuple[float, floa
     return elapsed, cpu
 
 
-def bench_psql(dsn: str, url: str, path: Path, fmt: str) -> float:
+def bench_psql(url: str, path: Path, fmt: str) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         _like_samples(conn, "samples_psql")
-    env = {**os.environ}
-    parts = urlsplit(url)
-    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", urlunsplit(parts)]
+    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]
     cmd += ["-c", f"COPY samples_psql (ts, tag_id, value, quality) FROM STDIN (FORMAT {fmt})"]
     with path.open("rb") as f:
         t = time.perf_counter()
-        subprocess.run(cmd, stdin=f, check=True, env=env)
+        subprocess.run(cmd, stdin=f, check=True)
         return time.perf_counter() - t
 
 
-def bench_naive(url: str, batch: SampleBatch, tag_ids: np.ndarray) -> tuple[float, float]:
+def bench_naive(url: str, batch: SampleBatch, tag_ids: npt.NDArray[np.int32]) -> tuple[float, float]:
     with psycopg.connect(url) as conn:
         _like_samples(conn, "samples_naive")
         conn.commit()
         rows = [
-            (psycopg.types.datetime.datetime.fromtimestamp(t / 1e9, psycopg.types.datetime.timezone.utc), g, v, q)
+            (datetime.fromtimestamp(t / 1e9, UTC), g, v, q)
             for t, g, v, q in zip(
                 batch.ts.tolist(), tag_ids.tolist(), batch.value.tolist(), batch.quality.tolist(), strict=True
             )
         ]
         c, t = time.process_time(), time.perf_counter()
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO samples_naive (ts, tag_id, value, quality) VALUES (%s, %s, %s, %s)", rows)
+            cur.executemany(
+                "INSERT INTO samples_naive (ts, tag_id, value, quality) VALUES (%s, %s, %s, %s)", rows
+            )
         conn.commit()
         return time.perf_counter() - t, time.process_time() - c
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--dsn", default=os.environ.get("PLANTPULSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"))
+    ap.add_argument(
+        "--dsn", default=os.environ.get("PLANTPULSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--rows", type=int, default=50_000)
     ap.add_argument("--tags", type=int, default=100)
@@ -134,11 +138,15 @@ def main() -> None:
             iso = np.datetime_as_string(allb.ts.astype("datetime64[us]"), unit="us")
             with csv.open("w") as f:
                 for t, g, v, q in zip(
-                    iso.tolist(), db_ids[allb.tag].tolist(), allb.value.tolist(), allb.quality.tolist(), strict=True
+                    iso.tolist(),
+                    db_ids[allb.tag].tolist(),
+                    allb.value.tolist(),
+                    allb.quality.tolist(),
+                    strict=True,
                 ):
                     f.write(f"{t}+00,{g},{v!r},{q}\n")
-            psql_csv = min(bench_psql(args.dsn, url, csv, "csv") for _ in range(args.repeat))
-            psql_bin = min(bench_psql(args.dsn, url, binary, "binary") for _ in range(args.repeat))
+            psql_csv = min(bench_psql(url, csv, "csv") for _ in range(args.repeat))
+            psql_bin = min(bench_psql(url, binary, "binary") for _ in range(args.repeat))
         naive_b = batches[0].take(slice(0, args.naive_rows))
         naive_runs = [bench_naive(url, naive_b, db_ids[naive_b.tag]) for _ in range(args.repeat)]
     finally:
@@ -150,8 +158,8 @@ def main() -> None:
     n_rows = len(naive_b)
     store_rate = total / s_wall
     print(
-        f"{args.batches} batches x {args.rows} rows ({total:,} rows), {args.tags} tags, best of {args.repeat},"
-        f" PostgreSQL {version[0] if version else '?'}, one connection"
+        f"{args.batches} batches x {args.rows} rows ({total:,} rows), {args.tags} tags,"
+        f" best of {args.repeat}, PostgreSQL {version[0] if version else '?'}, one connection"
     )
     print(f"  psql COPY csv (1 txn)        {total / psql_csv:>12,.0f} rows/s")
     print(f"  psql COPY binary (1 txn)     {total / psql_bin:>12,.0f} rows/s")
@@ -161,7 +169,8 @@ def main() -> None:
     )
     print(
         f"  naive executemany INSERT     {n_rows / n_wall:>12,.0f} rows/s   ({n_rows:,} rows)"
-        f"   client CPU {n_cpu / n_rows * 1e6:.2f} us/row   store is {store_rate / (n_rows / n_wall):.1f}x faster"
+        f"   client CPU {n_cpu / n_rows * 1e6:.2f} us/row"
+        f"   store is {store_rate / (n_rows / n_wall):.1f}x faster"
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,7 +94,13 @@ def load(path: str | Path, *, interpolate_env: bool = False, text: str | None = 
     doc = Document(file, None)
     if node is not None:
         doc.data = _build(node, (), doc, doc.problems, interpolate_env)
+    # name the rule ("rule weld-current-deviation") now that the whole document is known
+    doc.problems = [replace(p, where=_describe(doc, _path_of(p.where))) for p in doc.problems]
     return doc
+
+
+def _path_of(where: str) -> Path_:
+    return tuple(int(part) if part.isdigit() else part for part in where.split(".") if part)
 
 
 def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem], env: bool) -> Any:

@@ -283,4 +283,6 @@ class RequestDecoder:
             out[rows] = (words[offsets] >> shifts) & 1
         for row, start, tag in self._strings:
             out[row] = raw_value(words[start : start + tag.count], tag)
-        return out * self._scale + self._offset
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf patterns are values too
+            scaled: npt.NDArray[np.float64] = out * self._scale + self._offset
+        return scaled

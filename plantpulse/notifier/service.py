@@ -298,16 +298,16 @@ class EscalationNotifier:
         self._tasks.clear()
         self._loop_task = None
 
-    async def idle(self, within: float = 10.0) -> None:
-        """Wait until everything due at the clock's current time is processed and delivered
-        (tests synchronise on this instead of sleeping)."""
+    async def idle(self, within: float = 10.0, *, delivered: bool = True) -> None:
+        """Wait until everything due at the clock's current time is processed and (unless
+        ``delivered`` is False) delivered: tests synchronise on this instead of sleeping."""
 
         def settled() -> bool:
             due = self._due()
             return (
                 not self._inbox
                 and not self._busy
-                and not self._inflight
+                and not (delivered and self._inflight)
                 and not self._wake.is_set()
                 and (due is None or due > self.clock.now())
             )

@@ -53,6 +53,7 @@ def load_rules_text(text: str, file: str = "<rules>") -> list[Rule]:
 
 
 def _load_doc(doc: yamlsrc.Document, problems: list[Problem], first_seen: dict[str, str]) -> list[Rule]:
+    problems.extend(doc.problems)  # duplicate keys found while parsing
     if doc.data is None:
         return []
     try:

@@ -363,6 +363,8 @@ class SpoolWriter:
         self._task: asyncio.Task[None] | None = None
         self._available = True
         self._down_since = 0.0
+        self._up = asyncio.Event()  # set while the store takes writes
+        self._down = asyncio.Event()  # set while it does not
         self._counts = dict.fromkeys(
             ("spooled", "committed", "skipped", "dropped_full", "rejected", "outages"), 0
         )
@@ -405,17 +407,18 @@ class SpoolWriter:
 
     # -- the pipeline's side -----------------------------------------------------------------------
 
-    async def write_samples(self, batch: SampleBatch) -> bool:
-        """Spool a batch; False (counted, logged once) only when the spool is full."""
-        return await self._append(KIND_SAMPLES, encode_samples(batch))
+    async def write_samples(self, batch: SampleBatch) -> None:
+        """Spool a batch and return; only a full spool refuses it (counted in ``dropped_full``,
+        logged once per episode), and even then nothing is raised."""
+        await self._append(KIND_SAMPLES, encode_samples(batch))
 
     async def write_alert_events(
         self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]] | None = None
-    ) -> bool:
-        return await self._append(KIND_ALERTS, encode_alerts(events, on_shift))
+    ) -> None:
+        await self._append(KIND_ALERTS, encode_alerts(events, on_shift))
 
-    async def append_journal(self, entries: Sequence[JournalEntry]) -> bool:
-        return await self._append(KIND_JOURNAL, encode_journal(entries))
+    async def append_journal(self, entries: Sequence[JournalEntry]) -> None:
+        await self._append(KIND_JOURNAL, encode_journal(entries))
 
     async def _append(self, kind: int, body: bytes) -> bool:
         try:
@@ -439,6 +442,10 @@ class SpoolWriter:
             self._drained.clear()
             self._wake.set()
             await self._drained.wait()
+
+    async def wait_until(self, available: bool) -> None:
+        """Wait for the store to be (un)available as seen by the background task."""
+        await (self._up if available else self._down).wait()
 
     def stats(self) -> SpoolStats:
         return SpoolStats(
@@ -493,8 +500,10 @@ class SpoolWriter:
             await asyncio.to_thread(self.spool.commit, current)
             current = None
             delay = self._backoff[0]
+            self._up.set()
             if not self._available:
                 self._available = True
+                self._down.clear()
                 log.info(
                     "store is back after %.1f s; replaying the spool (%d records pending)",
                     time.monotonic() - self._down_since,
@@ -503,6 +512,8 @@ class SpoolWriter:
 
     def _outage(self, e: StoreUnavailable) -> None:
         self._last_error = str(e)
+        self._up.clear()
+        self._down.set()
         if self._available:
             self._available = False
             self._down_since = time.monotonic()

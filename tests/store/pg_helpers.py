@@ -58,7 +58,7 @@ class Cluster:
         return [*self._prefix, *args]
 
     def _run(self, *args: str) -> None:
-        r = subprocess.run(self._cmd(*args), capture_output=True, text=True, timeout=60)
+        r = subprocess.run(self._cmd(*args), check=False, capture_output=True, text=True, timeout=60)
         if r.returncode:
             raise RuntimeError(f"{' '.join(args[:1])} failed ({r.returncode}): {r.stderr or r.stdout}")
 
@@ -106,6 +106,8 @@ class Cluster:
 
     def running(self) -> bool:
         r = subprocess.run(
-            self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"), capture_output=True
+            self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"),
+            check=False,
+            capture_output=True,
         )
         return r.returncode == 0

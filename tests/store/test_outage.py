@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,20 +59,15 @@ def _batch(reg: TagRegistry, i: int, n: int = 400) -> SampleBatch:
 
 
 def _event(i: int) -> AlertEvent:
-    return AlertEvent("raised", "weld-dev", TAGS[i % len(TAGS)], "high", T0 + i * S, T0 + i * S, float(i), f"#{i}")
+    return AlertEvent(
+        "raised", "weld-dev", TAGS[i % len(TAGS)], "high", T0 + i * S, T0 + i * S, float(i), f"#{i}"
+    )
 
 
 def _expected(batches: int, n: int = 400) -> tuple[int, float, int]:
     reg = TagRegistry()
     allb = SampleBatch.concat(reg, [_batch(reg, i, n) for i in range(batches)])
     return len(allb), float(allb.value.sum()), int(((allb.ts - T0) // 1000).sum())
-
-
-async def _poll(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll with a deadline: nothing signals "the writer noticed the outage" but its stats."""
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
 
 
 def _fresh_db(cluster: Cluster, name: str) -> str:
@@ -94,7 +88,9 @@ def _totals(url: str) -> tuple[int, float, int, int, int, int]:
     return int(row[0]), float(row[1]), int(row[2]), int(alerts[0]), int(alerts[1]), int(journal[0])
 
 
-async def test_stream_through_a_database_crash_is_stored_exactly_once(cluster: Cluster, tmp_path: Path) -> None:
+async def test_stream_through_a_database_crash_is_stored_exactly_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     url = _fresh_db(cluster, "outage")
     store = PostgresStore(url, StoreConfig(url=url, connect_timeout="2s"))
     writer = SpoolWriter(store, SpoolConfig(dir=tmp_path / "spool", fsync=False), backoff=(0.05, 0.5))
@@ -105,12 +101,12 @@ async def test_stream_through_a_database_crash_is_stored_exactly_once(cluster: C
         if i == 50:  # mid-stream, with records still pending: crash the server
             await asyncio.to_thread(cluster.stop, "immediate")
         if i == 100:  # the writer has noticed by now; everything since is in the spool
-            await _poll(lambda: not writer.stats().store_available)
+            await asyncio.wait_for(writer.wait_until(available=False), 30)
             assert writer.stats().pending_records >= 40
             await asyncio.to_thread(cluster.start)
-        assert await writer.write_samples(_batch(reg, i))  # never raises, outage or not
+        await writer.write_samples(_batch(reg, i))  # never raises, outage or not
         if i % 10 == 0:
-            assert await writer.write_alert_events([_event(i)], {_event(i).alert_id: {"operator": ["Li"]}})
+            await writer.write_alert_events([_event(i)], {_event(i).alert_id: {"operator": ["Li"]}})
             alerts += 1
         await asyncio.sleep(0)  # let the drain task run, as the pipeline's own awaits would
     await asyncio.wait_for(writer.flush(), 60)
@@ -165,15 +161,20 @@ async def test_kill_between_commit_and_spool_bookkeeping_is_still_exactly_once(
     url = _fresh_db(cluster, "killed")
     spool = tmp_path / "spool"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILLER, url, str(spool), str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _KILLER,
+        url,
+        str(spool),
+        str(Path(__file__).parent),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env=env,
-        timeout=60,
     )
-    assert proc.returncode == 17, proc.stderr
-    killed_batch = proc.stdout.strip()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 17, err.decode()
+    killed_batch = out.decode().strip()
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM ingest_batches WHERE id = %s", (killed_batch,)).fetchone()
     assert row == (1,)  # committed before the kill, but the spool still lists it as pending

@@ -96,8 +96,8 @@ async def test_migrate_from_each_earlier_version(new_db: Callable[[], str], star
         if start >= 1:  # rows written by an older version must survive and be rolled up
             await conn.execute("INSERT INTO tags (name, asset) VALUES ('a/b/c', 'a/b')")
             await conn.execute(
-                "INSERT INTO samples SELECT to_timestamp(1767225600 + g), 1, g, CASE WHEN g = 5 THEN 2 ELSE 0 END"
-                " FROM generate_series(0, 119) g"
+                "INSERT INTO samples SELECT to_timestamp(1767225600 + g), 1, g,"
+                " CASE WHEN g = 5 THEN 2 ELSE 0 END FROM generate_series(0, 119) g"
             )
         assert await migrations.migrate(conn, TimescaleConfig()) == (start, migrations.LATEST)
     assert await _schema(old) == await _schema(fresh)

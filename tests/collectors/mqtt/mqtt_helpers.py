@@ -4,6 +4,7 @@ Mosquitto process (for broker restarts and TLS) that never touches the system se
 from __future__ import annotations
 
 import asyncio
+import getpass
 import math
 import os
 import shutil
@@ -59,6 +60,7 @@ class Mosquitto:
         self.log = workdir / "mosquitto.log"
         self.conf.write_text(
             f"listener {port} 127.0.0.1\n"
+            f"user {getpass.getuser()}\n"  # as root mosquitto would switch to 'mosquitto', who cannot write here
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "log_dest stderr\n"
