@@ -5,9 +5,10 @@
 For each payload kind (one sample per message; ``--batch`` readings per message) the same
 QoS 1 messages are queued at the broker for a persistent session while the subscriber is
 away, then drained: first by a bare paho loop (``loop_forever``, ``on_message`` only counts),
-then by ``MqttCollector`` (asyncio socket integration, JSON decoding into samples, a counting
+then by the same loop also calling ``json.loads`` (the least any consumer does to get a
+value), then by ``MqttCollector`` (asyncio socket integration, JSON decoding into samples, a counting
 sink, PUBACK after ``sink.put``). Draining a queue measures the subscriber alone: no publisher
-competes for the two cores while the clock runs. Prints samples/s and the ratio (goal >= 0.8).
+competes for the two cores while the clock runs. Prints samples/s and both ratios (goal >= 0.8).
 
 It starts its own Mosquitto (unlimited queue and in-flight window, in a temp dir) when the
 ``mosquitto`` binary exists; otherwise it uses ``--port`` on 127.0.0.1, whose default
@@ -97,7 +98,7 @@ def register_session(port: int, client_id: str, topic_filter: str) -> None:
     c.loop_stop()
 
 
-def bare_drain(port: int, client_id: str, expect: int) -> float:
+def bare_drain(port: int, client_id: str, expect: int, *, parse: bool) -> float:
     count = 0
     first = 0.0
     last = 0.0
@@ -106,6 +107,8 @@ def bare_drain(port: int, client_id: str, expect: int) -> float:
         nonlocal count, first, last
         if not count:
             first = time.perf_counter()
+        if parse:
+            json.loads(msg.payload)
         count += 1
         if count >= expect:
             last = time.perf_counter()
@@ -125,7 +128,14 @@ async def collector_drain(port: int, client_id: str, topic_filter: str, batch: i
     else:
         sub |= {"tag": "bench/{-1}/{signal}", "array": "$.readings", "value": "value"}
     source = MqttSource.model_validate(
-        {"kind": "mqtt", "name": "bench", "host": HOST, "port": port, "client_id": client_id, "subscriptions": [sub]}
+        {
+            "kind": "mqtt",
+            "name": "bench",
+            "host": HOST,
+            "port": port,
+            "client_id": client_id,
+            "subscriptions": [sub],
+        }
     )
     sink = CountingSink(expect)
     collector = MqttCollector(source)
@@ -137,26 +147,28 @@ async def collector_drain(port: int, client_id: str, topic_filter: str, batch: i
     return elapsed
 
 
-def one(port: int, n: int, batch: int) -> tuple[float, float]:
+def one(port: int, n: int, batch: int) -> tuple[float, float, float]:
     tag = uuid.uuid4().hex[:8]
     topic = f"bench/{tag}/t"
     messages = payloads(n, batch)
     per = max(batch, 1)
     rates = []
-    for kind in ("bare", "collector"):
+    for kind in ("bare", "bare+json", "collector"):
         cid = f"bench-{kind}-{tag}"
         register_session(port, cid, f"bench/{tag}/+")
         queue_messages(port, topic, messages)
-        if kind == "bare":
-            elapsed = bare_drain(port, cid, n)
+        if kind.startswith("bare"):
+            elapsed = bare_drain(port, cid, n, parse=kind == "bare+json")
         else:
             elapsed = asyncio.run(collector_drain(port, cid, f"bench/{tag}/+", batch, n * per))
         rates.append(n * per / elapsed)
-    return rates[0], rates[1]
+    return rates[0], rates[1], rates[2]
 
 
 def own_broker(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if binary is None:
         return None, 0
     with socket.socket() as s:
@@ -195,10 +207,10 @@ def main() -> int:
                 ("single-value JSON", args.messages, 1),
                 (f"batched JSON ({args.batch}/msg)", max(1, args.messages // args.batch), args.batch),
             ):
-                bare, ours = one(port, n, batch)
+                bare, parsed, ours = one(port, n, batch)
                 print(
-                    f"{label:28s} bare paho {bare:>10,.0f} samples/s   collector {ours:>10,.0f} samples/s"
-                    f"   ratio {ours / bare:.2f}"
+                    f"{label:26s} bare paho {bare:>9,.0f}/s  bare+json.loads {parsed:>9,.0f}/s  "
+                    f"collector {ours:>9,.0f}/s  ratio {ours / bare:.2f} / {ours / parsed:.2f}"
                 )
         finally:
             if proc is not None:

@@ -420,7 +420,7 @@ class SpoolWriter:
     async def append_journal(self, entries: Sequence[JournalEntry]) -> None:
         await self._append(KIND_JOURNAL, encode_journal(entries))
 
-    async def _append(self, kind: int, body: bytes) -> bool:
+    async def _append(self, kind: int, body: bytes) -> None:
         try:
             await asyncio.to_thread(self.spool.append, kind, uuid.uuid4().hex, body)
         except SpoolFull as e:
@@ -429,12 +429,11 @@ class SpoolWriter:
             if not self._full_logged:
                 log.error("%s; further refusals are counted, not logged", e)  # noqa: TRY400
                 self._full_logged = True
-            return False
+            return
         self._full_logged = False
         self._counts["spooled"] += 1
         self._drained.clear()
         self._wake.set()
-        return True
 
     async def flush(self) -> None:
         """Wait until everything spooled so far is in the store; bound it with ``asyncio.timeout``."""

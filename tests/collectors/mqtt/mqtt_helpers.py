@@ -40,7 +40,9 @@ def data(samples: Sequence[Sample]) -> list[Sample]:
 
 
 def mosquitto_binary() -> str:
-    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    path = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if path is None:
         reason = "the mosquitto binary is not installed (apt-get install mosquitto)"
         if os.environ.get("PLANTPULSE_REQUIRE_SERVICES") == "1":
@@ -64,8 +66,7 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "log_dest stderr\n"
-            "max_queued_messages 100000\n"
-            + (extra or "allow_anonymous true\n"),
+            "max_queued_messages 100000\n" + (extra or "allow_anonymous true\n"),
             encoding="utf-8",
         )
         self.proc: subprocess.Popen[bytes] | None = None

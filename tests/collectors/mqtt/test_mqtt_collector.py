@@ -153,7 +153,9 @@ async def test_sparkplug_seq_gap_makes_the_collector_ask_for_a_rebirth(
         assert collector.status().rebirths_requested == 1
 
 
-async def test_sparkplug_edge_node_crash_turns_its_tags_bad(short: sc.Scenario, mqtt_broker: tuple[str, int]) -> None:
+async def test_sparkplug_edge_node_crash_turns_its_tags_bad(
+    short: sc.Scenario, mqtt_broker: tuple[str, int]
+) -> None:
     host, port = mqtt_broker
     group = unique("grp")
     scn = short.model_copy(update={"loop": True})
@@ -164,14 +166,22 @@ async def test_sparkplug_edge_node_crash_turns_its_tags_bad(short: sc.Scenario, 
         await sim.start()
         await sink.wait_for(lambda s: len(s.samples) > 14)
         await sim.stop(graceful=True)  # publishes NDEATH (the will would, after a crash)
-        await sink.wait_for(lambda s: sum(1 for x in s.samples if x.tag.endswith("/running") and x.quality == 2) == 2)
+        await sink.wait_for(
+            lambda s: sum(1 for x in s.samples if x.tag.endswith("/running") and x.quality == 2) == 2
+        )
     dead = {x.tag for x in sink.samples if x.quality == 2 and x.tag.endswith(("/running", "/current_sp"))}
     assert dead == {f"line1/{w}/{s}" for w in ("weld01", "weld02") for s in ("running", "current_sp")}
 
 
 async def test_connection_refused_is_source_unavailable(port: int) -> None:
     source = MqttSource.model_validate(
-        {"kind": "mqtt", "name": "m", "host": "127.0.0.1", "port": port, "subscriptions": [{"topic": "#", "tag": "x"}]}
+        {
+            "kind": "mqtt",
+            "name": "m",
+            "host": "127.0.0.1",
+            "port": port,
+            "subscriptions": [{"topic": "#", "tag": "x"}],
+        }
     )
     with pytest.raises(SourceUnavailable, match="connection refused"):
         await MqttCollector(source).run(RecordingSink())

@@ -21,7 +21,12 @@ JSON = JsonDecoder(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["v", "t", "q", "r", "id", "name"]) | st.text(max_size=5), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["v", "t", "q", "r", "id", "name"]) | st.text(max_size=5), inner, max_size=5
+        )
+    ),
     max_leaves=20,
 )
 topics = st.sampled_from(["a/l/w", "a/l", "b/x", "b", "c/d", "$SYS/a/b"]) | st.text(max_size=20)
@@ -78,7 +83,12 @@ def test_sparkplug_bytes(topic: str, payload: bytes) -> None:
 
 
 @fast
-@given(st.lists(st.tuples(spb_topics, st.none() | st.integers(0, 2**64 - 1), st.lists(metrics, max_size=5)), max_size=8))
+@given(
+    st.lists(
+        st.tuples(spb_topics, st.none() | st.integers(0, 2**64 - 1), st.lists(metrics, max_size=5)),
+        max_size=8,
+    )
+)
 def test_sparkplug_sessions(messages: list[tuple[str, int | None, list[MetricValue]]]) -> None:
     for topic, seq, ms in messages:
         try:

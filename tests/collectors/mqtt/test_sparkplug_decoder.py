@@ -60,12 +60,16 @@ def born(d: SparkplugDecoder) -> None:
 def test_births_carry_values_and_aliases_decode_data() -> None:
     d = dec()
     out = d.decode(f"{G}/NBIRTH/n1", nbirth(), 5)
-    assert [(s.ts, s.tag, s.value) for s in out.samples] == [(1000 * MS, "n1/temp", 21.5)]  # bdSeq, NCMD skipped
+    assert [(s.ts, s.tag, s.value) for s in out.samples] == [
+        (1000 * MS, "n1/temp", 21.5)
+    ]  # bdSeq, NCMD skipped
     out = d.decode(f"{G}/DBIRTH/n1/w1", dbirth(1), 5)
     assert {s.tag: s.value for s in out.samples} == {
         "n1/w1/current": 180.25, "n1/w1/count": -3.0, "n1/w1/big": float(-(2**40)), "n1/w1/on": 1.0,
     }  # fmt: skip
-    data = encode_payload(2000, 2, [MetricValue(None, 0, DataType.UNKNOWN, None), MetricValue(None, 1, 0, None)])
+    data = encode_payload(
+        2000, 2, [MetricValue(None, 0, DataType.UNKNOWN, None), MetricValue(None, 1, 0, None)]
+    )
     p = decode_payload(data)
     p.metrics[0].ClearField("is_null")
     p.metrics[0].ClearField("datatype")
@@ -86,7 +90,9 @@ def test_null_and_quality_property_make_bad_samples() -> None:
     d = dec()
     born(d)
     data = encode_payload(
-        3000, 2, [MetricValue(None, 0, DataType.DOUBLE, None), MetricValue(None, 1, DataType.INT32, 5, quality=0)]
+        3000,
+        2,
+        [MetricValue(None, 0, DataType.DOUBLE, None), MetricValue(None, 1, DataType.INT32, 5, quality=0)],
     )
     out = d.decode(f"{G}/DDATA/n1/w1", data, 0)
     assert [s.quality for s in out.samples] == [Quality.BAD, Quality.BAD]
@@ -117,10 +123,14 @@ def test_seq_gap_asks_for_a_rebirth_once_per_retry() -> None:
     assert out.samples and out.rebirth is not None  # data after a gap is still good data
     assert out.rebirth.topic == f"{G}/NCMD/n1" and out.rebirth.reason == "seq gap 1 -> 5"
     cmd = decode_payload(out.rebirth.payload(7 * MS))
-    assert cmd.timestamp == 7 and cmd.metrics[0].name == "Node Control/Rebirth" and cmd.metrics[0].boolean_value
+    assert (
+        cmd.timestamp == 7 and cmd.metrics[0].name == "Node Control/Rebirth" and cmd.metrics[0].boolean_value
+    )
     again = d.decode(f"{G}/DDATA/n1/w1", encode_payload(2001, 9, [MetricValue(None, 0, 10, 2.0)]), 200)
     assert again.rebirth is None  # within rebirth_retry
-    later = d.decode(f"{G}/DDATA/n1/w1", encode_payload(2002, 20, [MetricValue(None, 0, 10, 2.0)]), 100 + 10**10)
+    later = d.decode(
+        f"{G}/DDATA/n1/w1", encode_payload(2002, 20, [MetricValue(None, 0, 10, 2.0)]), 100 + 10**10
+    )
     assert later.rebirth is not None
     d.decode(f"{G}/NBIRTH/n1", nbirth(), 0)  # a birth resets seq and the retry clock
     assert d.decode(f"{G}/DBIRTH/n1/w1", dbirth(1), 1).rebirth is None
@@ -145,7 +155,12 @@ def test_tag_templates_filters_and_historical() -> None:
     d = dec(tag="{group}/{node}/{device}/{metric}", metrics={"current": "welders/{device}/I"}, devices=["w1"])
     d.decode(f"{G}/NBIRTH/n1", nbirth(), 0)
     out = d.decode(f"{G}/DBIRTH/n1/w1", dbirth(1), 0)
-    assert {s.tag for s in out.samples} == {"welders/w1/I", "plant/n1/w1/count", "plant/n1/w1/big", "plant/n1/w1/on"}
+    assert {s.tag for s in out.samples} == {
+        "welders/w1/I",
+        "plant/n1/w1/count",
+        "plant/n1/w1/big",
+        "plant/n1/w1/on",
+    }
     assert d.decode(f"{G}/DBIRTH/n1/w2", dbirth(2), 0).samples == []  # filtered device
     hist = encode_payload(1, 2, [MetricValue(None, 1, DataType.INT32, 4, historical=True)])
     out = d.decode(f"{G}/DDATA/n1/w1", hist, 0)
@@ -155,7 +170,8 @@ def test_tag_templates_filters_and_historical() -> None:
 
 
 @pytest.mark.parametrize(
-    "topic", ["spBv1.0/plant/NDATA", "spBv1.0/plant/XDATA/n1", "spAv1.0/plant/NDATA/n1", "spBv1.0/plant/NDATA/n1/d"]
+    "topic",
+    ["spBv1.0/plant/NDATA", "spBv1.0/plant/XDATA/n1", "spAv1.0/plant/NDATA/n1", "spBv1.0/plant/NDATA/n1/d"],
 )
 def test_bad_topics(topic: str) -> None:
     with pytest.raises(DecodeError) as e:
