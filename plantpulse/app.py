@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from plantpulse.alerts import AlertEvent
 from plantpulse.collectors.registry import build_runner
 from plantpulse.config import PlantConfig
-from plantpulse.notifier.push import PushNotifier
+from plantpulse.notifier.runtime import start_notifying
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.model import Rule
-from plantpulse.samples import TagRegistry
-from plantpulse.store import TagInfo, open_store
-from plantpulse.stream.pipeline import DirectWriter, Pipeline, PipelineStats
+from plantpulse.samples import SampleBatch, TagRegistry
+from plantpulse.store import Store, TagInfo, open_store
+from plantpulse.store.spool import SpoolStats, SpoolWriter
+from plantpulse.stream.pipeline import Pipeline, PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 class RunResult:
     stats: PipelineStats
     notifier_counts: dict[str, int]
+    spool: SpoolStats
 
 
 async def run_pipeline(
@@ -41,23 +43,34 @@ async def run_pipeline(
     stop: asyncio.Event | None = None,
     duration: float | None = None,
     on_alert: Callable[[AlertEvent], None] | None = None,
+    on_batch: Callable[[SampleBatch, list[AlertEvent]], None] | None = None,
     started: asyncio.Event | None = None,
 ) -> RunResult:
-    """Run until ``stop`` is set, ``duration`` seconds pass, or SIGINT/SIGTERM arrives."""
+    """Run until ``stop`` is set, ``duration`` seconds pass, or SIGINT/SIGTERM arrives.
+
+    Everything goes to the store through the durable spool, so the pipeline starts and keeps
+    evaluating and notifying while the store is down, and replays when it comes back."""
     stop = stop or asyncio.Event()
     tags = TagRegistry(t.name for src in plant.sources for t in src.tags)
-    store = open_store(plant.store.url)
-    await store.open()
-    await store.register_tags(
-        [
-            TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description)
-            for src in plant.sources
-            for t in src.tags
-        ]
-    )
-    notifier = PushNotifier([u.get_secret_value() for u in plant.notifications.urls])
+    store = open_store(plant.store)
+    writer = SpoolWriter(store, plant.store.spool)
+    await writer.start()
+    infos = [
+        TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description)
+        for src in plant.sources
+        for t in src.tags
+    ]
+    registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
+    notifying = await start_notifying(plant, store, ready=lambda: writer.wait_until(available=True))
     pipeline = Pipeline(
-        Engine(rules, tags), tags, DirectWriter(store), notifier, config=plant.stream, on_alert=on_alert
+        Engine(rules, tags),
+        tags,
+        writer,
+        notifying.notifier,
+        config=plant.stream,
+        on_shift=notifying.on_shift,
+        on_alert=on_alert,
+        on_batch=on_batch,
     )
     runners = [build_runner(src, pipeline.sink) for src in plant.sources]
 
@@ -65,7 +78,6 @@ async def run_pipeline(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    notifier.start()
     processing = asyncio.create_task(pipeline.run(stop), name="pipeline")
     collecting = [asyncio.create_task(r.run(), name=f"source {r.name}") for r in runners]
     log.info(
@@ -90,12 +102,19 @@ async def run_pipeline(
         await asyncio.gather(*collecting, return_exceptions=True)
         stop.set()
         await processing
-        await notifier.stop()
-        await store.close()
+        await notifying.stop()
+        registering.cancel()
+        await writer.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-    return RunResult(pipeline.stats, dict(notifier.counts))
+    return RunResult(pipeline.stats, notifying.counts, writer.stats())
+
+
+async def _register_when_up(writer: SpoolWriter, store: Store, infos: list[TagInfo]) -> None:
+    """Tag metadata (units, descriptions) is written once the store takes writes."""
+    await writer.wait_until(available=True)
+    await store.register_tags(infos)
 
 
 def _safe_url(url: str) -> str:

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "plantpulse.simulators.cli",  # simulate
     "plantpulse.store.cli",  # db migrate | status
     "plantpulse.people.cli",  # roster show | check
+    "plantpulse.collectors.modbus_cli",  # modbus plan | probe
 )
 
 
@@ -42,7 +43,7 @@ def setup_logging(verbose: int) -> None:
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
     if verbose < 2:
-        for noisy in ("asyncua", "uvicorn.access", "apprise"):
+        for noisy in ("asyncua", "uvicorn.access", "apprise", "pymodbus"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from plantpulse import yamlsrc
+from plantpulse.api.config import ApiConfig
+from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.people.schema import TeamConfig
 from plantpulse.schema import Duration, StrictModel
@@ -76,8 +78,8 @@ class OpcUaSource(StrictModel):
     tags: list[OpcUaTag] = Field(min_length=1)
 
 
-Source = Annotated[OpcUaSource, Field(discriminator="kind")]
-"""Every collector kind; issue 5 adds Modbus and MQTT to this union."""
+Source = Annotated[OpcUaSource | ModbusSource, Field(discriminator="kind")]
+"""Every collector kind, told apart by ``kind``."""
 
 
 class TimescaleConfig(StrictModel):
@@ -140,6 +142,7 @@ class PlantConfig(StrictModel):
     notifications: NotificationsConfig = NotificationsConfig()
     stream: StreamConfig = StreamConfig()
     team: TeamConfig = TeamConfig()  # people, roster, escalation (docs/people.md)
+    api: ApiConfig | None = None  # acknowledge links and the HTTP API (plantpulse/api)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:

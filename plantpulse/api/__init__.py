@@ -1,6 +1,5 @@
-"""The HTTP API: acknowledge links and the bearer-token alert API (see ``plantpulse.api.app``)."""
+"""The HTTP API: acknowledge links and the bearer-token alert API.
 
-from plantpulse.api.app import Api, create_app
-from plantpulse.api.config import ApiConfig
-
-__all__ = ["Api", "ApiConfig", "create_app"]
+``plantpulse.api.app`` (the Starlette application) and ``plantpulse.api.config`` (the ``api:``
+section); nothing is imported here, so loading the config does not load the web stack.
+"""

@@ -165,6 +165,8 @@ class MqttCollector:
         self._fd = -1  # registered with the loop by number: still removable once paho closed it
         self._items: deque[_Item] = deque()
         self._wake = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        """Set once the broker acknowledged every subscription of the current connection."""
         self._connack: asyncio.Future[bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused_now = False
@@ -324,6 +326,7 @@ class MqttCollector:
 
     def _teardown(self, client: mqtt.Client) -> None:
         self._closing = True
+        self.subscribed.clear()
         self._connected = False
         if self._timer is not None:
             self._timer.cancel()
@@ -404,6 +407,8 @@ class MqttCollector:
             self._push(
                 AuthenticationError(self.name, self.address, f"subscription refused: {', '.join(refused)}")
             )
+        else:
+            self.subscribed.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any

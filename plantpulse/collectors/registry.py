@@ -19,18 +19,26 @@ Collector = PolledCollector | StreamingCollector
 
 @dataclass(frozen=True)
 class Kind:
-    build: Callable[[Any], Collector]
+    build: Callable[[Any, Sink], Collector]
     polled: bool = False
 
 
-def _opcua(config: Any) -> Collector:
+def _opcua(config: Any, sink: Sink) -> Collector:
     from plantpulse.collectors.opcua import OpcUaCollector
 
     return OpcUaCollector(config)
 
 
+def _modbus(config: Any, sink: Sink) -> Collector:
+    from plantpulse.collectors.modbus import ModbusCollector
+
+    # a failed request marks only its tags bad; report() counts it against the source
+    return ModbusCollector(config, report=lambda error: sink.error(config.name, error))
+
+
 KINDS: dict[str, Kind] = {
     "opcua": Kind(_opcua),
+    "modbus": Kind(_modbus, polled=True),
 }
 
 
@@ -38,7 +46,7 @@ def build_runner(config: Any, sink: Sink) -> CollectorRunner:
     """The runner for one ``sources:`` entry (already validated, so its kind is known)."""
     kind = KINDS[config.kind]
     return CollectorRunner(
-        kind.build(config),
+        kind.build(config, sink),
         sink,
         interval=config.interval / NS_PER_S if kind.polled else None,
         timeout=config.timeout / NS_PER_S,

@@ -46,7 +46,7 @@ class Backoff:
     multiplied by a random factor in ``[1 - jitter, 1 + jitter]`` so many sources that lost the
     same network do not reconnect in lockstep."""
 
-    initial: float = 1.0
+    initial: float = 0.5
     maximum: float = 60.0
     factor: float = 2.0
     jitter: float = 0.2

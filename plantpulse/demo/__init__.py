@@ -7,22 +7,35 @@ defaults; the scenario lists the alerts its faults must raise, and the summary c
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 
+from plantpulse import yamlsrc
+from plantpulse.api.config import ApiConfig
 from plantpulse.app import run_pipeline
 from plantpulse.commands import _print_alert, _print_summary
-from plantpulse.config import NotificationsConfig, PlantConfig, Site, StoreConfig
-from plantpulse.notifier.receiver import PushReceiver, Received
+from plantpulse.config import NotificationsConfig, PlantConfig, Site, SpoolConfig, StoreConfig
+from plantpulse.notifier.receiver import PushReceiver, Received, _free_port
+from plantpulse.people.schema import TeamConfig
 from plantpulse.rules.loader import load_rule_files
 from plantpulse.simulators.opcua import OpcUaSimulator
 from plantpulse.simulators.scenario import load_scenario, opcua_source
 
 log = logging.getLogger(__name__)
+DEMO_DIR = Path(__file__).parent
 
 
 def _print_push(item: Received) -> None:
     title = item.body.get("title", "")
-    print(f"         push received: {title}", flush=True)
+    to = f" to {item.path.rpartition('/')[2]}" if item.path.startswith("/team/") else ""
+    print(f"         push received{to}: {title}", flush=True)
+
+
+def _team(push_url: str) -> TeamConfig:
+    """team.yaml with its contacts pointed at the receiver and a fresh link secret."""
+    text = (DEMO_DIR / "team.yaml").read_text("utf-8")
+    text = text.replace("@PUSH@", push_url.rpartition("/")[0]).replace("@SECRET@", secrets.token_urlsafe(24))
+    return yamlsrc.validate(TeamConfig, yamlsrc.load(DEMO_DIR / "team.yaml", text=text))
 
 
 async def run_demo(
@@ -37,8 +50,10 @@ async def run_demo(
         plant = PlantConfig(
             site=Site(name="demo welding shop", timezone="Asia/Shanghai"),
             sources=[opcua_source(scenario, sim.endpoint)],
-            store=StoreConfig(url=store_url),
+            store=StoreConfig(url=store_url, spool=SpoolConfig(dir=Path("plantpulse-demo-spool"))),
             notifications=NotificationsConfig(urls=[receiver.url]),
+            team=_team(receiver.url),
+            api=ApiConfig(listen=f"127.0.0.1:{_free_port('127.0.0.1')}", token=secrets.token_urlsafe(24)),
         )
         print(
             f"demo: {len(scenario.tag_names())} tags from {sim.endpoint}, {len(rules)} rules, "

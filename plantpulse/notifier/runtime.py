@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,7 @@ class Notifying:
     api: Api | None = None
     _server: _Server | None = None
     _serving: asyncio.Task[None] | None = None
+    _starting: asyncio.Task[None] | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -85,13 +86,21 @@ class Notifying:
         """Notifiers first (deliver what is queued), then the API, then the outbox."""
         if self.push is not None:
             await self.push.stop()
-        if self.escalation is not None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()  # never started: what was submitted is lost, the alerts are stored
+            await asyncio.gather(self._starting, return_exceptions=True)
+        elif self.escalation is not None:
             await self.escalation.stop()
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             await self._serving
         if self.outbox is not None:
             await self.outbox.close()
+
+
+async def _start_when(ready: Callable[[], Awaitable[None]], notifier: EscalationNotifier) -> None:
+    await ready()
+    await notifier.start()
 
 
 async def start_notifying(
@@ -101,9 +110,12 @@ async def start_notifying(
     api: ApiConfig | None = None,
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
     **notifier_options: Any,
 ) -> Notifying:
-    """Build and start the notifiers and the API the config asks for."""
+    """Build and start the notifiers and the API the config asks for. With ``ready`` (a coroutine
+    function, e.g. "the store is up"), the escalation notifier resumes once it returns; until
+    then ``submit`` only queues."""
     env = os.environ if env is None else env
     api = api if api is not None else getattr(plant, "api", None)
     out = Notifying()
@@ -127,7 +139,10 @@ async def start_notifying(
         out.escalation = EscalationNotifier(
             roster, out.outbox, store, clock=clock, secret=secret, link_base=base, **notifier_options
         )
-        await out.escalation.start()
+        if ready is None:
+            await out.escalation.start()
+        else:
+            out._starting = asyncio.create_task(_start_when(ready, out.escalation), name="notifier start")
         parts.append(out.escalation)
     if api is not None:
         if out.outbox is None:

@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 import apprise
 
 from plantpulse.alerts import Alert, AlertEvent, JournalAction, JournalEntry
+from plantpulse.errors import StoreError
 from plantpulse.notifier import escalation as esc
 from plantpulse.notifier.flood import Deliver, FloodControl
 from plantpulse.notifier.links import link, new_nonce, sign
@@ -267,7 +268,11 @@ class EscalationNotifier:
         loaded = await self.outbox.load()
         for aid, data in loaded.states.items():
             self._states[aid] = esc.load(data)
-            alert = await self.store.alert(aid)
+            try:
+                alert = await self.store.alert(aid)
+            except StoreError as e:  # messages then lack the alert's details; escalation goes on
+                log.warning("notifier: alert %s not readable from the store: %s", aid, e)
+                continue
             if alert is not None:
                 self._info[aid] = _Info.of(alert)
                 self._shelf_seen[aid] = alert.shelved_until
@@ -275,6 +280,7 @@ class EscalationNotifier:
             self._flood = FloodControl.load(loaded.flood)
         self._backlog = {k for p in self.team.people.values() for k in p.contacts}
         self._next_poll = self.clock.now() + self._poll_interval
+        self._wake.set()  # a first step at once: overdue ticks, rows left pending by the last run
         self._loop_task = asyncio.create_task(self._loop(), name="notifier loop")
         log.info("notifier started: %d escalations resumed", len(self._states))
 
@@ -393,6 +399,7 @@ class EscalationNotifier:
                         todo.append((ev.alert_id, esc.Cleared(ev.at)))
                         if ev.alert_id in self._info:
                             self._info[ev.alert_id].cleared_at = ev.at
+        first: list[tuple[str, esc.Event]] = []
         fresh = [ev for ev, _ in raised if ev.alert_id not in states]
         known = await self.outbox.known({ev.alert_id for ev in fresh})
         for ev, shift in raised:
@@ -405,12 +412,17 @@ class EscalationNotifier:
                 continue
             windows = self.roster.maintenance(ev.asset)
             roles = self.team.roles
-            states[aid] = esc.plan(aid, ev.raised_at, shift, policy, roles=roles, maintenance=windows)
+            start = min(ev.raised_at, now)  # an event time ahead of our clock is skew: notify now
+            states[aid] = esc.plan(aid, start, shift, policy, roles=roles, maintenance=windows)
             new_infos[aid] = _Info.of(ev, shift)
-            todo.append((aid, esc.Tick(now)))
+            first.append((aid, esc.Tick(now)))  # notify the raise before a clear in the same batch
+        todo[:0] = first
         if self._next_poll is not None and now >= self._next_poll:
             self._next_poll = now + self._poll_interval
-            todo.extend(await self._poll(states, now))
+            try:
+                todo.extend(await self._poll(states, now))
+            except StoreError as e:  # the store is down: acks made elsewhere are seen next time
+                log.warning("notifier: cannot poll the store for acknowledgements: %s", e)
         for aid, st in states.items():
             d = esc.next_due(st)
             if d is not None and d <= now:

@@ -10,6 +10,7 @@ persistence, no ``$SYS`` publisher: a test-bench broker, not a production one (u
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from types import TracebackType
@@ -61,5 +62,12 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         broker, self._broker = self._broker, None
         if broker is not None:
+            # amqtt's shutdown leaves the server side of still-open connections to the garbage
+            # collector (ResourceWarning); close them first (private: amqtt has no public API)
+            for _, handler in list(getattr(broker, "_sessions", {}).values()):
+                writer = getattr(handler, "writer", None)
+                if writer is not None:
+                    with contextlib.suppress(OSError, ConnectionError, AttributeError, RuntimeError):
+                        await writer.close()
             await broker.shutdown()
             log.info("embedded MQTT broker on %s stopped", self.url)

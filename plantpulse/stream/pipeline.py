@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,21 +48,6 @@ OnShift = Callable[[str, int], dict[str, list[str]]]
 """(asset, raised_at ns) -> role -> names on shift; the roster's resolution."""
 
 
-class DirectWriter:
-    """Writes straight to a store with a fresh batch id per call (no spool)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def write_samples(self, batch: SampleBatch) -> None:
-        await self.store.write_samples(batch, uuid.uuid4().hex)
-
-    async def write_alert_events(
-        self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]
-    ) -> None:
-        await self.store.write_alert_events(events, uuid.uuid4().hex, on_shift)
-
-
 @dataclass
 class PipelineStats:
     """Read-only counters for status pages and the demo summary."""
@@ -90,6 +74,7 @@ class Pipeline:
         config: StreamConfig | None = None,
         on_shift: OnShift | None = None,
         on_alert: Callable[[AlertEvent], None] | None = None,
+        on_batch: Callable[[SampleBatch, list[AlertEvent]], None] | None = None,
     ) -> None:
         self.config = config or StreamConfig()
         self.engine = engine
@@ -98,6 +83,7 @@ class Pipeline:
         self.notifier = notifier
         self.on_shift = on_shift
         self.on_alert = on_alert
+        self.on_batch = on_batch  # observers such as the live board; must not block
         self.queue = SampleQueue(self.config.queue_size)
         self.sink = PipelineSink(self.queue)
         self.stats = PipelineStats()
@@ -123,6 +109,8 @@ class Pipeline:
             events.extend(self.engine.advance(hb))
         if events:
             await self._emit(events, started)
+        if self.on_batch is not None:
+            self.on_batch(batch, events)
         if len(batch):
             self.stats.batches += 1
             self.stats.samples += len(batch)

@@ -75,6 +75,7 @@ async def test_run_command_stores_the_expected_alert(tmp_path: Path) -> None:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "SIM_ENDPOINT": sim.endpoint},
+            cwd=tmp_path,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from plantpulse.config import StreamConfig
+from plantpulse.config import SpoolConfig, StreamConfig
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.loader import load_rules_text
 from plantpulse.samples import Sample, TagRegistry
+from plantpulse.store.spool import SpoolWriter
 from plantpulse.store.sqlite import SQLiteStore
-from plantpulse.stream.pipeline import DirectWriter, Pipeline
+from plantpulse.stream.pipeline import Pipeline
 from plantpulse.timefmt import NS_PER_MS, NS_PER_S
 
 T0 = 1_767_225_600 * NS_PER_S
@@ -40,26 +41,37 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await s.close()
 
 
-def make(store: SQLiteStore, **config: int) -> Pipeline:
+@pytest.fixture
+async def writer(store: SQLiteStore, tmp_path: Path) -> AsyncIterator[SpoolWriter]:
+    w = SpoolWriter(store, SpoolConfig(dir=tmp_path / "spool"), open_store=False)
+    await w.start()
+    yield w
+    await w.stop()
+
+
+def make(writer: SpoolWriter, **config: int) -> Pipeline:
     tags = TagRegistry()
     on_shift = {"operator": ["张伟"], "team_lead": ["李娜"]}
     return Pipeline(
         Engine(load_rules_text(RULES), tags),
         tags,
-        DirectWriter(store),
+        writer,
         config=StreamConfig(**config),
         on_shift=lambda asset, at: on_shift,
     )
 
 
-async def test_heartbeat_fires_a_pending_condition_without_new_samples(store: SQLiteStore) -> None:
-    p = make(store)
+async def test_heartbeat_fires_a_pending_condition_without_new_samples(
+    store: SQLiteStore, writer: SpoolWriter
+) -> None:
+    p = make(writer)
     assert await p.step([Sample(T0, "line1/oven1/temp", 90.0)]) == []
     p.sink.heartbeat("src", T0 + 2 * NS_PER_S)
     assert await p.step([]) == []  # 2 s < for
     p.sink.heartbeat("src", T0 + 3 * NS_PER_S)
     events = await p.step([])
     assert [(e.kind, e.raised_at) for e in events] == [("raised", T0 + 3 * NS_PER_S)]
+    await writer.flush()
     alerts = await store.alerts()
     assert [(a.rule, a.tag, a.raised_at, a.message) for a in alerts] == [
         ("hot", "line1/oven1/temp", T0 + 3 * NS_PER_S, "温度 90 °C")
@@ -67,8 +79,8 @@ async def test_heartbeat_fires_a_pending_condition_without_new_samples(store: SQ
     assert alerts[0].on_shift == {"operator": ["张伟"], "team_lead": ["李娜"]}
 
 
-async def test_stop_drains_queue_into_the_store(store: SQLiteStore) -> None:
-    p = make(store, batch_max=100)
+async def test_stop_drains_queue_into_the_store(store: SQLiteStore, writer: SpoolWriter) -> None:
+    p = make(writer, batch_max=100)
     stop = asyncio.Event()
     runner = asyncio.create_task(p.run(stop))
     for k in range(50):
@@ -78,12 +90,13 @@ async def test_stop_drains_queue_into_the_store(store: SQLiteStore) -> None:
     stop.set()
     await asyncio.wait_for(runner, 10)
     assert p.stats.samples == 500
+    await writer.flush()
     latest = await store.latest()
     assert latest["line1/oven1/temp"].ts == T0 + 499 * 100 * NS_PER_MS
 
 
-async def test_backpressure_makes_producers_wait_not_grow(store: SQLiteStore) -> None:
-    p = make(store, queue_size=20, batch_max=10)
+async def test_backpressure_makes_producers_wait_not_grow(writer: SpoolWriter) -> None:
+    p = make(writer, queue_size=20, batch_max=10)
     stop = asyncio.Event()
     producer = asyncio.create_task(p.sink.put([Sample(T0 + i, "line1/oven1/temp", 1.0) for i in range(10)]))
     await producer

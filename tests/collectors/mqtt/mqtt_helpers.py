@@ -9,7 +9,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Sequence
@@ -62,22 +61,23 @@ class Mosquitto:
         self.log = workdir / "mosquitto.log"
         self.conf.write_text(
             f"listener {port} 127.0.0.1\n"
-            f"user {getpass.getuser()}\n"  # as root mosquitto would switch to 'mosquitto', who cannot write here
+            f"user {getpass.getuser()}\n"  # root would switch to 'mosquitto'
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "log_dest stderr\n"
             "max_queued_messages 100000\n" + (extra or "allow_anonymous true\n"),
             encoding="utf-8",
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
-        log.close()
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.binary, "-c", str(self.conf), stdout=log, stderr=log
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the port opening is the readiness signal
-            if self.proc.poll() is not None:
+            if self.proc.returncode is not None:
                 raise RuntimeError(f"mosquitto exited: {self.log.read_text(errors='replace')[-2000:]}")
             try:
                 _, w = await asyncio.open_connection("127.0.0.1", self.port)
@@ -95,7 +95,8 @@ class Mosquitto:
         if proc is None:
             return
         proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(proc.wait, 10)
+        async with asyncio.timeout(10):
+            await proc.wait()
 
     async def restart(self) -> None:
         await self.stop()
