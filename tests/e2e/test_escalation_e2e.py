@@ -78,7 +78,7 @@ class Mailbox:
         self.messages: list[Any] = []
         self._cond = threading.Condition()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._cond:
             self.messages.append(message_from_bytes(envelope.content))
             self._cond.notify_all()

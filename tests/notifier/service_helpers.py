@@ -49,7 +49,9 @@ team:
 """
 
 
-def team_plant(push: str, qa: str | None = None, threshold: int = 10, repeat: str | None = None) -> PlantConfig:
+def team_plant(
+    push: str, qa: str | None = None, threshold: int = 10, repeat: str | None = None
+) -> PlantConfig:
     """``push``: a receiver's json:// base URL; ``qa``: the quality engineer's contact."""
     base = push.rstrip("/")
     text = TEAM.format(

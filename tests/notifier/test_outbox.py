@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -15,8 +16,10 @@ from plantpulse.notifier.outbox import Change, Delivery, Outbox, OutboxRow, open
 T0 = 1_796_083_200 * 10**9
 
 
-def row(alert: str = "a1", person: str = "张伟", channel: str = "wecom", status: str = "pending") -> OutboxRow:
-    return OutboxRow(alert, 0, "raise", person, channel, "【高】报警", "正文", "failure", T0, status,  # type: ignore[arg-type]
+def row(
+    alert: str = "a1", person: str = "张伟", channel: str = "wecom", status: Any = "pending"
+) -> OutboxRow:
+    return OutboxRow(alert, 0, "raise", person, channel, "【高】报警", "正文", "failure", T0, status,
                      f"{alert}/0/{person}", {"rule": "r", "value": 1.5})  # fmt: skip
 
 
@@ -81,14 +84,17 @@ async def test_attempts_are_recorded_and_a_cancelled_row_stays_cancelled(outbox:
     assert cancelled.cancelled == [second.id]
     await outbox.record(Delivery(second.id, 1, T0, "wecom", "张伟", "ok", "late"), "sent")
     statuses = {(r.alert_id, r.recipient): (r.status, r.attempts) for r in await outbox.rows()}
-    assert statuses == {("a1", "张伟"): ("sent", 2), ("a2", "张伟"): ("cancelled", 1), ("a2", "吴芳"): ("pending", 0)}
+    assert statuses == {
+        ("a1", "张伟"): ("sent", 2), ("a2", "张伟"): ("cancelled", 1), ("a2", "吴芳"): ("pending", 0)
+    }  # fmt: skip
     assert [(d.attempt, d.status, d.response) for d in await outbox.deliveries(first.id)] == [
         (1, "error", "HTTP 500"), (2, "ok", "SUCCESS")
     ]  # fmt: skip
 
 
 async def test_held_rows_are_digested_once(outbox: Outbox) -> None:
-    saved = await outbox.save(Change(rows=[row(status="held"), row("a2", status="held"), row("a3", person="x")]))
+    rows = [row(status="held"), row("a2", status="held"), row("a3", person="x")]
+    saved = await outbox.save(Change(rows=rows))
     held = await outbox.held("张伟")
     assert [r.alert_id for r in held] == ["a1", "a2"]
     await outbox.save(Change(digested=[r.id for r in held]))

@@ -7,9 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from service_helpers import M, S, T0, raised, running, team_plant, who
-
 from pydantic import SecretStr
+from service_helpers import T0, M, S, raised, running, team_plant, who
 
 from plantpulse.notifier.receiver import PushReceiver
 from plantpulse.notifier.service import ManualClock
@@ -63,7 +62,8 @@ async def test_acknowledge_stops_the_escalation(tmp_path: Path) -> None:
             await r.notifier.idle()
             assert len(rx.received) == 2
             acks = [e for e in await r.store.journal(ev.alert_id) if e.action == "acknowledged"]
-            assert [(e.actor, e.detail) for e in acks] == [("李娜", {"comment": "换了焊丝", "source": "test"})]
+            detail = {"comment": "换了焊丝", "source": "test"}
+            assert [(e.actor, e.detail) for e in acks] == [("李娜", detail)]
 
 
 async def test_ack_from_the_cli_is_noticed_and_stops_the_escalation(tmp_path: Path) -> None:
@@ -177,7 +177,8 @@ async def test_flood_sends_one_digest_instead_of_each_alert(tmp_path: Path) -> N
             await r.notifier.idle()
             digests = rx.received[4:]
             assert sorted(who(digests)) == ["lina", "zhangwei"]
-            assert all(d.body["title"].startswith("【报警汇总】") and "3 条报警" in d.body["title"] for d in digests)
+            titles = [d.body["title"] for d in digests]
+            assert all(t.startswith("【报警汇总】") and "3 条报警" in t for t in titles), titles
 
 
 async def test_full_channel_queue_defers_to_the_outbox_and_loses_nothing(tmp_path: Path) -> None:
