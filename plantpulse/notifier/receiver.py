@@ -8,18 +8,19 @@ exactly what a phone would receive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from plantpulse.httpserve import free_port, serving
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,12 @@ class PushReceiver:
         self, host: str = "127.0.0.1", port: int = 0, on_push: Callable[[Received], None] | None = None
     ) -> None:
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.on_push = on_push
         self.received: list[Received] = []
         self._arrived = asyncio.Condition()
-        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="off")
-        )
-        self._task: asyncio.Task[None] | None = None
+        self._app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
+        self._serving = contextlib.AsyncExitStack()
 
     @property
     def url(self) -> str:
@@ -73,20 +71,8 @@ class PushReceiver:
         return self.received
 
     async def __aenter__(self) -> PushReceiver:
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)  # uvicorn offers no started event
+        await self._serving.enter_async_context(serving(self._app, self.host, self.port))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+        await self._serving.aclose()

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.dashboards.board import board_routes
 from plantpulse.dashboards.state import BoardState
+from plantpulse.httpserve import serving
 from plantpulse.samples import Quality, SampleBatch, TagRegistry
 
 T0 = 1_767_225_600_000_000_000
@@ -60,25 +59,9 @@ def test_alerts_become_active_and_clear() -> None:
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, BoardState]]:
-    tags = TagRegistry(["line1/weld01/current"])
-    board = BoardState(tags, site="焊装车间 <A>")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=board_routes(board, refresh=0.01)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)  # uvicorn offers no started event
-    yield f"http://127.0.0.1:{port}", board
-    server.should_exit = True
-    await task
+    board = BoardState(TagRegistry(["line1/weld01/current"]), site="焊装车间 <A>")
+    async with serving(Starlette(routes=board_routes(board, refresh=0.01))) as port:
+        yield f"http://127.0.0.1:{port}", board
 
 
 async def test_page_state_and_event_stream_over_http(served: tuple[str, BoardState]) -> None:
