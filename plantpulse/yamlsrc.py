@@ -56,9 +56,10 @@ class Document:
         path: list[str | int] = []
         node = self.data
         for i, part in enumerate(loc):
-            if (isinstance(node, Mapping) and part in node) or (
-                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-            ):
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+                path.append(part)
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 node = node[part]
                 path.append(part)
             elif isinstance(node, Mapping) and i == len(loc) - 1:

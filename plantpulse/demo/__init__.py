@@ -15,7 +15,8 @@ from plantpulse.api.config import ApiConfig
 from plantpulse.app import run_pipeline
 from plantpulse.commands import _print_alert, _print_summary
 from plantpulse.config import NotificationsConfig, PlantConfig, Site, SpoolConfig, StoreConfig
-from plantpulse.notifier.receiver import PushReceiver, Received, _free_port
+from plantpulse.httpserve import free_port
+from plantpulse.notifier.receiver import PushReceiver, Received
 from plantpulse.people.schema import TeamConfig
 from plantpulse.rules.loader import load_rule_files
 from plantpulse.simulators.opcua import OpcUaSimulator
@@ -53,7 +54,7 @@ async def run_demo(
             store=StoreConfig(url=store_url, spool=SpoolConfig(dir=Path("plantpulse-demo-spool"))),
             notifications=NotificationsConfig(urls=[receiver.url]),
             team=_team(receiver.url),
-            api=ApiConfig(listen=f"127.0.0.1:{_free_port('127.0.0.1')}", token=secrets.token_urlsafe(24)),
+            api=ApiConfig(listen=f"127.0.0.1:{free_port('127.0.0.1')}", token=secrets.token_urlsafe(24)),
         )
         print(
             f"demo: {len(scenario.tag_names())} tags from {sim.endpoint}, {len(rules)} rules, "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 
+from plantpulse.httpserve import free_port
 from plantpulse.simulators.scenario import NAMESPACE_URI, SIGNALS, Frame, Scenario
 
 __all__ = ["OpcUaSimulator", "SimulatorSecurity"]
@@ -83,12 +83,6 @@ def _nodeid(path: str, ns: int) -> ua.NodeId:
     return ua.NodeId.from_string(f"ns={ns};s={path}")
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 class OpcUaSimulator:
     """``async with OpcUaSimulator(scenario, port=0) as sim:`` serves ``sim.endpoint``."""
 
@@ -104,7 +98,7 @@ class OpcUaSimulator:
     ) -> None:
         self.scenario = scenario
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.security = security
         self._clock = clock
         self._fixed_start = start_ns
