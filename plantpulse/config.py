@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from plantpulse import yamlsrc
 from plantpulse.api.config import ApiConfig
 from plantpulse.collectors.modbus_config import ModbusSource
+from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.people.schema import TeamConfig
 from plantpulse.schema import Duration, StrictModel
@@ -78,7 +79,7 @@ class OpcUaSource(StrictModel):
     tags: list[OpcUaTag] = Field(min_length=1)
 
 
-Source = Annotated[OpcUaSource | ModbusSource, Field(discriminator="kind")]
+Source = Annotated[OpcUaSource | ModbusSource | MqttSource, Field(discriminator="kind")]
 """Every collector kind, told apart by ``kind``."""
 
 

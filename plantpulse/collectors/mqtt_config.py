@@ -183,7 +183,11 @@ class SparkplugOptions(StrictModel):
 
 
 class _Named(StrictModel):
+    """A tag known before any message arrives (the shape the config-wide checks read)."""
+
     name: str
+    unit: str | None = None
+    description: str | None = None
 
 
 class MqttSource(StrictModel):

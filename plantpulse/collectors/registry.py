@@ -36,9 +36,16 @@ def _modbus(config: Any, sink: Sink) -> Collector:
     return ModbusCollector(config, report=lambda error: sink.error(config.name, error))
 
 
+def _mqtt(config: Any, sink: Sink) -> Collector:
+    from plantpulse.collectors.mqtt import MqttCollector
+
+    return MqttCollector(config)
+
+
 KINDS: dict[str, Kind] = {
     "opcua": Kind(_opcua),
     "modbus": Kind(_modbus, polled=True),
+    "mqtt": Kind(_mqtt),
 }
 
 

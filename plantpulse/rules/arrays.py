@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
+I8 = npt.NDArray[np.int8]
 INTP = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]

@@ -15,18 +15,40 @@ from typing import Any
 import numpy as np
 
 from plantpulse.alerts import AlertEvent
-from plantpulse.rules.arrays import F64, I32, I64, INTP, B, grow, ragged_index
+from plantpulse.rules.arrays import F64, I8, I64, INTP, B, grow, ragged_index
 from plantpulse.rules.model import Rule
 
 
-@dataclass(frozen=True, slots=True)
 class Rows:
-    """A batch as the engine hands it to rules: time-sorted (stable), late samples dropped."""
+    """A batch as the engine hands it to rules, late samples dropped.
 
-    ts: I64
-    tag: I32
-    value: F64
-    bad: B
+    ``ordered``: rows are time-sorted (stable). ``distinct``: no tag occurs twice. The live
+    shape (one sample per tag per batch) arrives distinct but not ordered; rules whose
+    streams read one tag need no order then, and the sort that the others need is done at
+    most once per batch, lazily, by ``by_time``.
+    """
+
+    __slots__ = ("ts", "tag", "value", "bad", "ordered", "distinct", "bad3", "_by_time")
+
+    def __init__(self, ts: I64, tag: INTP, value: F64, bad: B, *, ordered: bool, distinct: bool) -> None:
+        self.ts, self.tag, self.value, self.bad = ts, tag, value, bad
+        self.ordered, self.distinct = ordered, distinct
+        self.bad3: I8 | None = None  # 3 where bad, else 0: the UNKNOWN code of the fast path
+        self._by_time: Rows | None = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def by_time(self) -> Rows:
+        """The same rows stably sorted by time (self when already ordered)."""
+        if self.ordered:
+            return self
+        if self._by_time is None:
+            o = np.argsort(self.ts, kind="stable")
+            self._by_time = Rows(
+                self.ts[o], self.tag[o], self.value[o], self.bad[o], ordered=True, distinct=self.distinct
+            )
+        return self._by_time
 
 
 @dataclass(frozen=True, slots=True)
