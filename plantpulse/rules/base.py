@@ -28,7 +28,7 @@ class Rows:
     most once per batch, lazily, by ``by_time``.
     """
 
-    __slots__ = ("ts", "tag", "value", "bad", "ordered", "distinct", "bad3", "_by_time")
+    __slots__ = ("_by_time", "bad", "bad3", "distinct", "ordered", "tag", "ts", "value")
 
     def __init__(self, ts: I64, tag: INTP, value: F64, bad: B, *, ordered: bool, distinct: bool) -> None:
         self.ts, self.tag, self.value, self.bad = ts, tag, value, bad

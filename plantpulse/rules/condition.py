@@ -16,6 +16,14 @@ else is array arithmetic. The run still open at the end of a batch is the stream
 state (its start and the value to report), resolved later by more samples or by the
 watermark in ``advance``. A pending run is carried into the next batch as a virtual point at
 its start, so runs crossing batch boundaries need no special case.
+
+The live shape (each tag at most once per batch, most streams steady) takes a fast path
+when the rule reads one tag: the status code of every row is added to its stream's mode
+(inactive, active, each idle or pending) kept in an int8 array indexed by *tag id*, and a
+20-entry table says which (mode, status) pairs change anything. That is a dozen whole-array
+operations and no sort, no grouping; only the few hot rows are looked at further, with the
+same transitions the run logic above produces for a single point. ``advance`` skips its scan
+until the earliest pending deadline is reached.
 """
 
 from __future__ import annotations
@@ -25,11 +33,20 @@ from typing import Any
 import numpy as np
 
 from plantpulse.alerts import AlertEvent
-from plantpulse.rules.arrays import F64, NONE, fj, group_starts, jf, jt, tj
+from plantpulse.rules.arrays import F64, INTP, NONE, fj, group_starts, grow, jf, jt, tj
 from plantpulse.rules.base import Rows, Seed, StreamSet, grow_all
 from plantpulse.rules.model import Rule
 
 UNKNOWN, FIRE, CLEAR, BAND = 0, 1, 2, 3
+INF = np.iinfo(np.int64).max
+
+# Fast path: code = fire + 2 * clear, 3 when bad (so BAND 0, FIRE 1, CLEAR 2, UNKNOWN 3);
+# mode = 4 * (active + 2 * pending), 16 for a tag the rule does not read. _TABLE[mode + code]:
+# 0 nothing changes, 1 a pending run starts, 2 a pending run goes on, 3 a pending run ends.
+_F_FIRE, _F_CLEAR = 1, 2
+_NO_STREAM = 16
+_TABLE = np.array([0, 1, 0, 0, 0, 0, 1, 0, 3, 2, 3, 3, 3, 3, 2, 3, 0, 0, 0, 0], dtype=np.int8)
+_HOT = _TABLE != 0
 
 _STATE = {
     "active": False,
@@ -68,6 +85,35 @@ class ConditionStreams(StreamSet):
         self._aux_kind = (
             "rate" if rule.kind == "rate" else "setpoint" if rule.kind == "deviation" and rule.inputs else ""
         )
+        self._fast = self.slots == 1 and rule.kind != "rate"
+        self._exclusive = _exclusive(rule)
+        self._mode = np.zeros(0, dtype=np.int8)  # by tag id, see _TABLE
+        self._stream_of = np.zeros(0, dtype=np.intp)  # by tag id: the stream whose slot 0 it is
+        self._tag_of = np.zeros(0, dtype=np.intp)  # by stream
+        self._next_due = NONE  # no pending deadline before this (NONE: unknown, scan)
+
+    def add(self, name: str, input_ids: list[int], seeds: list[Seed | None]) -> int:
+        s = super().add(name, input_ids, seeds)
+        tid = input_ids[0]
+        self._tag_of = grow(self._tag_of, s + 1, -1)
+        self._tag_of[s] = tid
+        if self._fast:
+            self.ensure_tags(tid + 1)
+            self._mode[tid] = 0
+            self._stream_of[tid] = s
+        return s
+
+    def ensure_tags(self, ntags: int) -> None:
+        super().ensure_tags(ntags)
+        if self._fast and len(self._mode) < ntags:
+            self._mode = grow(self._mode, ntags, _NO_STREAM)
+            self._stream_of = grow(self._stream_of, ntags, -1)
+
+    def _remode(self, s: INTP) -> None:
+        """Recompute the fast-path mode of streams ``s`` from their state."""
+        if self._fast and len(s):
+            pending = (self.pend[s] != NONE).astype(np.int8)
+            self._mode[self._tag_of[s]] = 4 * (self.active[s].astype(np.int8) + 2 * pending)
 
     def _grow(self, n: int) -> None:
         grow_all(self, n, _STATE)
@@ -81,6 +127,9 @@ class ConditionStreams(StreamSet):
 
     # --- one batch --------------------------------------------------------------------------
     def process(self, rows: Rows) -> list[AlertEvent]:
+        if self._fast and rows.distinct:
+            return self._process_fast(rows)
+        rows = rows.by_time()
         row, s, k = self.entries(rows)
         n = len(row)
         if n == 0:
@@ -120,6 +169,60 @@ class ConditionStreams(StreamSet):
         val = cols[0]
         aux = rate if rate is not None else cols[1] if self._aux_kind == "setpoint" else val
         return self._runs(t, s, st, (val, aux), (gst, gs))
+
+    def _process_fast(self, rows: Rows) -> list[AlertEvent]:
+        """One point per stream: whole-array status and table lookup, then the hot rows."""
+        fire, clear = self.rule.condition([rows.value], None)
+        if not self._exclusive:
+            clear = clear & ~fire
+        key = self._mode.take(rows.tag)
+        key += fire
+        key += clear
+        key += clear
+        if rows.bad3 is None:
+            rows.bad3 = rows.bad.astype(np.int8) * np.int8(3)
+        key |= rows.bad3
+        hot = np.flatnonzero(_HOT.take(key))
+        if len(hot) == 0:
+            return []
+        k = key[hot]
+        cls = _TABLE[k]
+        code = k & 3
+        tg = rows.tag[hot]
+        s = self._stream_of[tg]
+        t = rows.ts[hot]
+        v = rows.value[hot]
+        act = self.active[s]
+        pend = self.pend[s]
+        rule = self.rule
+        dl = pend + np.where(act, rule.clear_for_ns, rule.for_ns)
+        close = cls == 3
+        done = close & (t >= dl)  # the pending run qualified: raise or clear at its deadline
+        events: list[AlertEvent] = []
+        if done.any():
+            qi = np.flatnonzero(done)
+            qi = qi[np.argsort(t[qi], kind="stable")]  # the order the sorted general path has
+            for i in qi.tolist():
+                sid = int(s[i])
+                if act[i]:
+                    events.append(self._clear(sid, int(dl[i])))
+                else:
+                    pv, pa = float(self.pend_val[sid]), float(self.pend_aux[sid])
+                    events.append(self._raise(sid, int(dl[i]), pv, pa))
+        act2 = act ^ done
+        start = (cls == 1) | (close & (code == np.where(act2, _F_CLEAR, _F_FIRE)))
+        pend2 = np.where(start, t, np.where(close, NONE, pend))
+        setv = start | ((cls == 2) & (t < dl))  # the value to report: last point before the deadline
+        self.active[s] = act2
+        self.pend[s] = pend2
+        sv, vv = s[setv], v[setv]
+        self.pend_val[sv] = vv
+        self.pend_aux[sv] = vv
+        self._mode[tg] = 4 * (act2.astype(np.int8) + 2 * (pend2 != NONE).astype(np.int8))
+        if start.any():
+            due = t[start] + np.where(act2[start], rule.clear_for_ns, rule.for_ns)
+            self._next_due = min(self._next_due, int(due.min()))
+        return events
 
     def _fill(self, s: Any, k: Any, v: F64, b: Any, groups: tuple[Any, Any, Any]) -> tuple[list[F64], Any]:
         """Zero-order hold of every input slot at every evaluation point of the stream."""
@@ -220,6 +323,8 @@ class ConditionStreams(StreamSet):
         li = vi[last]
         self.pend_val[ls] = val[li]
         self.pend_aux[ls] = aux[li]
+        self._next_due = NONE
+        self._remode(ls)
         return events
 
     def _raise(self, sid: int, at: int, value: float, aux: float) -> AlertEvent:
@@ -245,13 +350,20 @@ class ConditionStreams(StreamSet):
 
     # --- watermark --------------------------------------------------------------------------
     def advance(self, watermark: int) -> list[AlertEvent]:
+        if watermark < self._next_due:
+            return []
         m = len(self.names)
         idx = np.flatnonzero(self.pend[:m] != NONE)
         if len(idx) == 0:
+            self._next_due = INF
             return []
         act = self.active[idx]
         dl = self.pend[idx] + np.where(act, self.rule.clear_for_ns, self.rule.for_ns)
         due = dl <= watermark
+        rest = dl[~due]
+        self._next_due = int(rest.min()) if len(rest) else INF
+        if not due.any():
+            return []
         events: list[AlertEvent] = []
         for sid, at, on in zip(idx[due].tolist(), dl[due].tolist(), act[due].tolist(), strict=True):
             if on:
@@ -260,6 +372,7 @@ class ConditionStreams(StreamSet):
                 events.append(self._raise(sid, at, float(self.pend_val[sid]), float(self.pend_aux[sid])))
             self.active[sid] = not on
             self.pend[sid] = NONE
+        self._remode(idx[due])
         return events
 
     # --- state ------------------------------------------------------------------------------
@@ -301,6 +414,8 @@ class ConditionStreams(StreamSet):
             self.prev_ts[s], self.prev_val[s], self.prev_bad[s] = tj(pts), fj(pv), pb
             for j, (hv, hb, hh) in enumerate(st["held"][: self.slots]):
                 self.held[s, j], self.held_bad[s, j], self.held_has[s, j] = fj(hv), hb, hh
+        self._next_due = NONE
+        self._remode(np.arange(len(self.names), dtype=np.intp))
 
 
 def _merge(orig: Any, extra: Any, real: Any, pos: Any) -> Any:
@@ -309,3 +424,15 @@ def _merge(orig: Any, extra: Any, real: Any, pos: Any) -> Any:
     out[real] = orig
     out[pos] = extra
     return out
+
+
+def _exclusive(rule: Rule) -> bool:
+    """Can fire and clear never hold together? (The loader enforces it; a hand-built rule
+    may not, and then fire wins, as in the general path.)"""
+    if rule.kind in ("above", "deviation") or (rule.kind == "rate" and rule.direction == "above"):
+        return rule.clear_threshold <= rule.threshold
+    if rule.kind in ("below", "rate"):
+        return rule.clear_threshold >= rule.threshold
+    if rule.kind == "outside":
+        return rule.low <= rule.clear_low and rule.clear_high <= rule.high
+    return rule.kind == "expr"

@@ -5,9 +5,13 @@ faust agent; time only comes from sample timestamps and the watermark (SPEC §4 
 
 * Tags are matched against rule patterns once per tag id, lazily, as the registry grows;
   each match creates one stream (rule, tag) and indexes the tags it reads.
-* ``process`` sorts a batch stably by time, drops samples older than their tag's last
-  processed sample ("late", counted), hands the batch to every rule's stream set and then
-  lets the new watermark fire what is due.
+* ``process`` drops samples older than their tag's last processed sample ("late", counted),
+  hands the batch to every rule's stream set and then lets the new watermark fire what is
+  due. A batch that holds a tag twice is sorted stably by time first. One that holds every
+  tag at most once (the live shape) is not: streams of one tag need no order then, and
+  rules over several tags sort lazily, once per batch (``Rows.by_time``). Whether the tags
+  of a batch are distinct is remembered for the last tag column seen, as polled sources
+  send the same tag list every cycle.
 * ``snapshot``/``restore`` carry the complete state as plain JSON-able data, keyed by rule
   id and tag name so it survives a restart with a differently numbered registry.
 """
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.rules.arrays import NONE, fj, grow, jf
@@ -63,6 +68,11 @@ class Engine:
         self._last_ts = np.zeros(0, dtype=np.int64)
         self._last_val = np.zeros(0, dtype=np.float64)
         self._last_bad = np.zeros(0, dtype=np.bool_)
+        # the tag column of the last batch, and (that column as intp, no tag twice?)
+        self._layout_tags = np.zeros(0, dtype=np.int32)
+        self._layout: tuple[npt.NDArray[np.intp], bool] = (np.zeros(0, dtype=np.intp), True)
+        self._scratch = np.zeros(0, dtype=np.intp)
+        self._arange = np.zeros(0, dtype=np.intp)
         self.watermark: int | None = None
         self._samples = 0
         self._bad = 0
@@ -97,8 +107,11 @@ class Engine:
         if len(batch) == 0:
             return []
         self._sync()
+        tag, distinct = self._tag_layout(batch.tag)
+        if distinct:
+            return self._process_distinct(batch, tag)
         b = batch.sorted()
-        ts, tag, value, quality = b.ts, b.tag, b.value, b.quality
+        ts, tag, value, quality = b.ts, b.tag.astype(np.intp), b.value, b.quality
         late = ts < self._last_ts[tag]
         nlate = int(np.count_nonzero(late))
         if nlate:
@@ -118,14 +131,58 @@ class Engine:
         self._last_ts[touched], self._last_val[touched], self._last_bad[touched] = ts[rr], value[rr], bad[rr]
         top = int(ts[-1])
         self.watermark = top if self.watermark is None else max(self.watermark, top)
-        rows = Rows(ts, tag, value, bad)
+        return self._evaluate(Rows(ts, tag, value, bad, ordered=True, distinct=False))
+
+    def _process_distinct(self, batch: SampleBatch, tag: npt.NDArray[np.intp]) -> list[AlertEvent]:
+        """Every tag at most once: no sort, and the last sample of a tag is its only one."""
+        ts, value, quality = batch.ts, batch.value, batch.quality
+        late = ts < self._last_ts.take(tag)
+        nlate = int(np.count_nonzero(late))
+        if nlate:
+            keep = ~late
+            ts, tag, value, quality = ts[keep], tag[keep], value[keep], quality[keep]
+            self._late += nlate
+            if len(ts) == 0:
+                return []
+        bad = quality == Quality.BAD
+        self._samples += len(ts)
+        self._bad += int(np.count_nonzero(bad))
+        self._last_ts[tag] = ts
+        self._last_val[tag] = value
+        self._last_bad[tag] = bad
+        top = int(ts.max())
+        self.watermark = top if self.watermark is None else max(self.watermark, top)
+        return self._evaluate(Rows(ts, tag, value, bad, ordered=False, distinct=True))
+
+    def _evaluate(self, rows: Rows) -> list[AlertEvent]:
+        assert self.watermark is not None
         events: list[AlertEvent] = []
         for st in self._sets:
             events.extend(st.process(rows))
         for st in self._sets:
             events.extend(st.advance(self.watermark))
-        events.sort(key=_at)
+        if len(events) > 1:
+            events.sort(key=_at)
         return events
+
+    def _tag_layout(self, tag: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.intp], bool]:
+        """The tag column as intp and whether no tag occurs twice (cached for a repeated column)."""
+        prev = self._layout_tags
+        if len(prev) == len(tag) and np.array_equal(prev, tag):
+            return self._layout
+        tp = tag.astype(np.intp)
+        n = len(tp)
+        if len(self._arange) < n:
+            self._arange = np.arange(max(n, 2 * len(self._arange)), dtype=np.intp)
+        if len(self._scratch) < len(self._last_ts):
+            self._scratch = np.zeros(len(self._last_ts), dtype=np.intp)
+        pos = self._arange[:n]
+        # scatter then gather: a repeated tag leaves a mismatch whichever write wins
+        self._scratch[tp] = pos
+        distinct = bool(np.array_equal(self._scratch.take(tp), pos))
+        self._layout_tags = tag.copy()
+        self._layout = (tp, distinct)
+        return self._layout
 
     def advance(self, watermark_ns: int) -> list[AlertEvent]:
         """Heartbeat or end of input: fire pending conditions whose time has come."""

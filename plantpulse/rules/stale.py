@@ -40,6 +40,7 @@ class StaleStreams(StreamSet):
             self.last_ts[s], self.last_val[s] = seeds[0].ts, seeds[0].value
 
     def process(self, rows: Rows) -> list[AlertEvent]:
+        rows = rows.by_time()
         row, s, _ = self.entries(rows)
         n = len(row)
         if n == 0:

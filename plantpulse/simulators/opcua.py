@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SERVER_URI = "urn:plantpulse:simulator:server"
 _CHUNK = 50  # ticks evaluated per numpy call
+_YIELD_EVERY = 1000  # writes between two yields to the event loop inside one tick
 
 
 @dataclass(slots=True)
@@ -109,6 +110,7 @@ class OpcUaSimulator:
         self._last: dict[str, _Last] = {}  # signal -> what was last written for each welder
         self._chunk: tuple[int, dict[str, Frame]] = (0, {})
         self.ticks_written = 0
+        self.ticks_skipped = 0
         self.values_written = 0
 
     @property
@@ -211,10 +213,14 @@ class OpcUaSimulator:
         tick = self.scenario.tick
         while self.scenario.loop or k < self.scenario.n_ticks:
             delay = self.start_ns + k * tick - self._clock()
-            if delay > 0:
-                await asyncio.sleep(delay / 1e9)
-            elif -delay > 10 * tick:
-                k = self.tick_at(self._clock())
+            if -delay > 10 * tick:
+                behind = self.tick_at(self._clock())
+                self.ticks_skipped += behind - k
+                log.warning("simulator %s fell behind: skipping %d ticks", self.endpoint, behind - k)
+                k = behind
+            # Always yield, even when late: asyncua's writes never suspend, so a simulator that
+            # falls behind would otherwise starve its own network I/O and publish loop.
+            await asyncio.sleep(max(delay, 0) / 1e9)
             await self._write_tick(k)
             k += 1
 
@@ -237,6 +243,7 @@ class OpcUaSimulator:
         )
         now = datetime.now(UTC)
         frames = self._frames(k)
+        written = 0
         j = k - self._chunk[0]
         for signal in SIGNALS:
             frame = frames[signal]
@@ -257,5 +264,8 @@ class OpcUaSimulator:
                 fields: dict[str, Any] = {"SourceTimestamp": source_ts, "ServerTimestamp": now}
                 dv = ua.DataValue(Value=variant, StatusCode=ua.StatusCode(cast(Any, c)), **fields)
                 await server.write_attribute_value(nodes[row], dv)
+                written += 1
+                if not written % _YIELD_EVERY:
+                    await asyncio.sleep(0)  # let the server publish and serve requests in between
             self.values_written += len(rows)
         self.ticks_written += 1

@@ -55,6 +55,8 @@ class PipelineStats:
     batches: int = 0
     samples: int = 0
     bad_samples: int = 0
+    historical: int = 0  # replayed from device buffers: evaluated and stored, not pushed
+    markers: int = 0  # watchdog and gap markers: stored only
     raised: int = 0
     cleared: int = 0
     backpressure_waits: int = 0
@@ -93,15 +95,25 @@ class Pipeline:
         linger = self.config.batch_interval / NS_PER_S
         while True:
             stopping = stop.is_set()
-            samples = await self.queue.get_batch(self.config.batch_max, 0 if stopping else linger)
-            await self.step(samples)
+            drained = await self.queue.get_batch(self.config.batch_max, 0 if stopping else linger)
+            await self.step(drained.live, drained.historical, drained.markers)
             if stopping and not len(self.queue):
                 break
         self.stats.backpressure_waits = self.queue.waits
 
-    async def step(self, samples: Sequence[Sample]) -> list[AlertEvent]:
-        """One micro-batch: evaluate, advance by heartbeats, hand alerts and samples on."""
+    async def step(
+        self, samples: Sequence[Sample], historical: Sequence[Sample] = (), markers: Sequence[Sample] = ()
+    ) -> list[AlertEvent]:
+        """One micro-batch: evaluate, advance by heartbeats, hand alerts and samples on.
+
+        Historical samples (older by nature) are evaluated first; what they raise or clear is
+        stored and journaled but not pushed: people were told live, or it is long over."""
         started = time.perf_counter()
+        if historical:
+            past = self.engine.process(SampleBatch.from_samples(self.tags, historical))
+            if past:
+                await self._emit(past, started, push=False)
+            self.stats.historical += len(historical)
         batch = SampleBatch.from_samples(self.tags, samples)
         events = self.engine.process(batch) if len(batch) else []
         hb = self.sink.heartbeat_watermark
@@ -109,6 +121,16 @@ class Pipeline:
             events.extend(self.engine.advance(hb))
         if events:
             await self._emit(events, started)
+        if historical or markers:
+            self.stats.markers += len(markers)
+            batch = SampleBatch.concat(
+                self.tags,
+                [
+                    batch,
+                    SampleBatch.from_samples(self.tags, historical),
+                    SampleBatch.from_samples(self.tags, markers),
+                ],
+            )
         if self.on_batch is not None:
             self.on_batch(batch, events)
         if len(batch):
@@ -118,14 +140,14 @@ class Pipeline:
             await self.writer.write_samples(batch)
         return events
 
-    async def _emit(self, events: list[AlertEvent], started: float) -> None:
+    async def _emit(self, events: list[AlertEvent], started: float, *, push: bool = True) -> None:
         on_shift: dict[str, dict[str, list[str]]] = {}
         if self.on_shift is not None:
             for ev in events:
                 if ev.kind == "raised":
                     on_shift[ev.alert_id] = self.on_shift(ev.asset, ev.raised_at)
         await self.writer.write_alert_events(events, on_shift)
-        if self.notifier is not None:
+        if self.notifier is not None and push:
             self.notifier.submit(events, on_shift)
         for ev in events:
             if ev.kind == "raised":

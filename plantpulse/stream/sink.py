@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from plantpulse.errors import SourceError
 from plantpulse.samples import Sample
-from plantpulse.stream.queue import SampleQueue
+from plantpulse.stream.queue import Route, SampleQueue
 
 
 class PipelineSink:
@@ -19,6 +19,15 @@ class PipelineSink:
 
     async def put(self, samples: Sequence[Sample]) -> None:
         await self.queue.put(samples)
+
+    async def put_historical(self, samples: Sequence[Sample]) -> None:
+        """Samples a device replays from its buffer: evaluated and stored, never pushed live."""
+        await self.queue.put(samples, Route.HISTORICAL)
+
+    async def put_markers(self, samples: Sequence[Sample]) -> None:
+        """Watchdog staleness and reconnect gaps: stored and shown, never evaluated (they would
+        reset ``stale:`` rules, which count samples of any quality)."""
+        await self.queue.put(samples, Route.MARKER)
 
     def heartbeat(self, source: str, ts: int) -> None:
         if self.heartbeat_watermark is None or ts > self.heartbeat_watermark:

@@ -7,11 +7,12 @@ handed on with their on-shift snapshot; a stop drains every queued sample into t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from plantpulse.alerts import AlertEvent
 from plantpulse.config import SpoolConfig, StreamConfig
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.loader import load_rules_text
@@ -111,3 +112,37 @@ async def test_backpressure_makes_producers_wait_not_grow(writer: SpoolWriter) -
     await asyncio.wait_for(runner, 5)
     assert p.stats.samples == 25
     assert p.stats.backpressure_waits >= 1
+
+
+class Recorded:
+    """The pipeline's Notifier protocol, recording what would be pushed (our own interface)."""
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, str]] = []
+
+    def submit(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
+        self.pushed += [(e.kind, e.tag) for e in events]
+
+
+async def test_historical_alerts_are_stored_not_pushed_and_markers_are_not_evaluated(
+    store: SQLiteStore, writer: SpoolWriter
+) -> None:
+    tags = TagRegistry()
+    notifier = Recorded()
+    p = Pipeline(Engine(load_rules_text(RULES), tags), tags, writer, notifier)
+    replayed = [Sample(T0 + i * NS_PER_S, "line1/oven1/temp", 95.0) for i in range(5)]
+    marker = [Sample(T0 + 10 * NS_PER_S, "line1/oven2/temp", 120.0)]  # would fire if evaluated
+    events = await p.step([Sample(T0 + 6 * NS_PER_S, "line1/oven1/temp", 20.0)], replayed, marker)
+    p.sink.heartbeat("src", T0 + 20 * NS_PER_S)
+    events += await p.step([])
+    # the replayed run raised in the past (stored, not pushed); the live sample clears it live
+    assert [(e.kind, e.at) for e in events] == [("cleared", T0 + 6 * NS_PER_S)]
+    assert notifier.pushed == [("cleared", "line1/oven1/temp")]
+    await writer.flush()
+    alerts = await store.alerts()
+    assert [(a.tag, a.raised_at, a.cleared_at) for a in alerts] == [
+        ("line1/oven1/temp", T0 + 3 * NS_PER_S, T0 + 6 * NS_PER_S)
+    ]
+    assert (p.stats.historical, p.stats.markers, p.stats.samples) == (5, 1, 7)
+    latest = await store.latest()
+    assert latest["line1/oven2/temp"].value == 120.0
