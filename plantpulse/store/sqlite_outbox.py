@@ -131,9 +131,9 @@ class SQLiteOutbox:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
+                conn.execute("PRAGMA busy_timeout=5000")  # first: the store may be migrating the file
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=5000")
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA:
                     conn.execute(statement)
