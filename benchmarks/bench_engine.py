@@ -129,7 +129,9 @@ def main() -> None:
     args = ap.parse_args()
     rule_list = rules()
     workloads = list(WORKLOADS) if args.workload == "both" else [args.workload]
-    print(f"engine: 10 Hz, 100 ms batches (one sample per tag), {len(rule_list)} glob rules, {args.seconds:g} s")
+    print(
+        f"engine: 10 Hz, 100 ms batches (one sample per tag), {len(rule_list)} glob rules, {args.seconds:g} s"
+    )
     print(f"{'workload':8} {'tags':>6} {'streams':>7} {'events':>7} {'engine M/s':>10} {'us/batch':>8} "
           f"{'naive M/s':>9} {'ratio':>6} {'of 100M':>7}")  # fmt: skip
     for workload in workloads:

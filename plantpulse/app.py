@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from plantpulse.alerts import AlertEvent
 from plantpulse.collectors.registry import build_runner
 from plantpulse.config import PlantConfig
+from plantpulse.dashboards.state import BoardState
 from plantpulse.notifier.runtime import start_notifying
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.model import Rule
@@ -61,7 +62,16 @@ async def run_pipeline(
         for t in src.tags
     ]
     registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
-    notifying = await start_notifying(plant, store, ready=lambda: writer.wait_until(available=True))
+    board = BoardState(tags, plant.site.name)
+    notifying = await start_notifying(
+        plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None
+    )
+
+    def observe(batch: SampleBatch, events: list[AlertEvent]) -> None:
+        board.observe(batch, events)
+        if on_batch is not None:
+            on_batch(batch, events)
+
     pipeline = Pipeline(
         Engine(rules, tags),
         tags,
@@ -70,7 +80,7 @@ async def run_pipeline(
         config=plant.stream,
         on_shift=notifying.on_shift,
         on_alert=on_alert,
-        on_batch=on_batch,
+        on_batch=observe if plant.api else on_batch,
     )
     runners = [build_runner(src, pipeline.sink) for src in plant.sources]
 

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)"
     )
     p.add_argument("--store", default="sqlite:///plantpulse-demo.db", help="store URL (default: %(default)s)")
+    p.add_argument(
+        "--listen", default="127.0.0.1:8080", help="live board, API and ack links (default: %(default)s)"
+    )
     p.add_argument("--scenario", type=Path, default=DEMO_DIR / "weld-line.yaml", help="simulator scenario")
     p.add_argument("--rules", type=Path, nargs="+", default=[DEMO_DIR / "weld-rules.yaml"], help="rule files")
     p.set_defaults(func=_demo)
@@ -102,7 +105,7 @@ def _ack(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from plantpulse.demo import run_demo
 
-    return asyncio.run(run_demo(args.scenario, args.rules, args.store, args.duration))
+    return asyncio.run(run_demo(args.scenario, args.rules, args.store, args.duration, args.listen))
 
 
 def _print_alert(ev: AlertEvent) -> None:

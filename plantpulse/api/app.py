@@ -33,6 +33,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from plantpulse.alerts import Alert
+from plantpulse.dashboards.board import board_routes
+from plantpulse.dashboards.state import BoardState
 from plantpulse.notifier.links import Verdict, verify
 from plantpulse.notifier.outbox import Outbox
 from plantpulse.notifier.service import Clock, EscalationNotifier, SystemClock
@@ -95,6 +97,7 @@ class Api:
         team: TeamConfig | None = None,
         clock: Clock | None = None,
         max_shelve: int = 8 * 3600 * 10**9,
+        board: BoardState | None = None,
     ) -> None:
         if len(token) < 16:
             raise ValueError("the API token must be at least 16 characters")
@@ -116,6 +119,7 @@ class Api:
                 Route("/api/alerts/{id}/journal", self._authed(self.journal), methods=["GET"]),
                 Route("/api/alerts/{id}/ack", self._authed(self.ack), methods=["POST"]),
                 Route("/api/alerts/{id}/shelve", self._authed(self.shelve), methods=["POST"]),
+                *(board_routes(board) if board is not None else []),  # read-only: no token
             ]
         )
 

@@ -15,7 +15,6 @@ from plantpulse.api.config import ApiConfig
 from plantpulse.app import run_pipeline
 from plantpulse.commands import _print_alert, _print_summary
 from plantpulse.config import NotificationsConfig, PlantConfig, Site, SpoolConfig, StoreConfig
-from plantpulse.httpserve import free_port
 from plantpulse.notifier.receiver import PushReceiver, Received
 from plantpulse.people.schema import TeamConfig
 from plantpulse.rules.loader import load_rule_files
@@ -40,7 +39,11 @@ def _team(push_url: str) -> TeamConfig:
 
 
 async def run_demo(
-    scenario_path: Path, rule_paths: list[Path], store_url: str, duration: float | None
+    scenario_path: Path,
+    rule_paths: list[Path],
+    store_url: str,
+    duration: float | None,
+    listen: str = "127.0.0.1:8080",
 ) -> int:
     scenario = load_scenario(scenario_path)
     rules = load_rule_files(rule_paths)
@@ -54,11 +57,12 @@ async def run_demo(
             store=StoreConfig(url=store_url, spool=SpoolConfig(dir=Path("plantpulse-demo-spool"))),
             notifications=NotificationsConfig(urls=[receiver.url]),
             team=_team(receiver.url),
-            api=ApiConfig(listen=f"127.0.0.1:{free_port('127.0.0.1')}", token=secrets.token_urlsafe(24)),
+            api=ApiConfig(listen=listen, token=secrets.token_urlsafe(24)),
         )
         print(
             f"demo: {len(scenario.tag_names())} tags from {sim.endpoint}, {len(rules)} rules, "
-            f"store {store_url}, pushes to {receiver.url}; Ctrl-C to stop",
+            f"store {store_url}, pushes to {receiver.url}\n"
+            f"demo: live board on http://{listen}/ ; Ctrl-C to stop",
             flush=True,
         )
         result = await run_pipeline(plant, rules, duration=duration, on_alert=_print_alert)

@@ -14,16 +14,16 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
-
-import uvicorn
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.api.app import Api
 from plantpulse.api.config import ApiConfig
 from plantpulse.config import PlantConfig
+from plantpulse.dashboards.state import BoardState
+from plantpulse.httpserve import serving
 from plantpulse.notifier.links import ENV_SECRET, secret_from
 from plantpulse.notifier.outbox import Outbox, open_outbox
 from plantpulse.notifier.push import PushNotifier
@@ -33,15 +33,6 @@ from plantpulse.store.base import Store
 from plantpulse.stream.pipeline import Notifier, OnShift
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own SIGINT/SIGTERM handlers: run_pipeline owns the signals and
-    stops the API after the collectors and the notifiers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class FanOut:
@@ -69,8 +60,7 @@ class Notifying:
     escalation: EscalationNotifier | None = None
     outbox: Outbox | None = None
     api: Api | None = None
-    _server: _Server | None = None
-    _serving: asyncio.Task[None] | None = None
+    _serving: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _starting: asyncio.Task[None] | None = None
 
     @property
@@ -91,9 +81,7 @@ class Notifying:
             await asyncio.gather(self._starting, return_exceptions=True)
         elif self.escalation is not None:
             await self.escalation.stop()
-        if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            await self._serving
+        await self._serving.aclose()
         if self.outbox is not None:
             await self.outbox.close()
 
@@ -111,6 +99,7 @@ async def start_notifying(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     ready: Callable[[], Awaitable[None]] | None = None,
+    board: BoardState | None = None,
     **notifier_options: Any,
 ) -> Notifying:
     """Build and start the notifiers and the API the config asks for. With ``ready`` (a coroutine
@@ -151,18 +140,10 @@ async def start_notifying(
         out.api = Api(
             store, token=api.token.get_secret_value(), secret=secret, outbox=out.outbox,
             notifier=out.escalation, team=team if has_team(plant) else None, clock=clock,
-            max_shelve=api.max_shelve,
+            max_shelve=api.max_shelve, board=board,
         )  # fmt: skip
-        out._server = _Server(
-            uvicorn.Config(out.api.app, host=api.host, port=api.port, log_level="warning", lifespan="off")
-        )
-        out._serving = asyncio.create_task(out._server.serve(), name="api")
-        while not out._server.started:  # uvicorn offers no started event
-            if out._serving.done():
-                out._serving.result()  # raises why it could not listen
-                raise RuntimeError(f"the API could not listen on {api.listen}")
-            await asyncio.sleep(0.01)
-        log.info("API listening on %s", api.listen)
+        await out._serving.enter_async_context(serving(out.api.app, api.host, api.port))
+        log.info("board, API and acknowledge links on http://%s", api.listen)
     out.notifier = parts[0] if len(parts) == 1 else FanOut(parts) if parts else None
     return out
 

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plantpulse.alerts import AlertEvent
-from plantpulse.rules.arrays import NONE, fj, grow, jf
+from plantpulse.rules.arrays import F64, I64, NONE, B, fj, grow, jf
 from plantpulse.rules.base import Rows, Seed, StreamSet
 from plantpulse.rules.condition import ConditionStreams
 from plantpulse.rules.model import Rule, is_glob
@@ -34,6 +34,8 @@ from plantpulse.rules.stale import StaleStreams
 from plantpulse.samples import Quality, SampleBatch, TagRegistry
 
 __all__ = ["Engine", "EngineStats"]
+
+_BAD = np.uint8(Quality.BAD)  # a numpy scalar: comparing with the IntEnum is 6x slower
 
 SNAPSHOT_VERSION = 1
 
@@ -71,6 +73,9 @@ class Engine:
         # the tag column of the last batch, and (that column as intp, no tag twice?)
         self._layout_tags = np.zeros(0, dtype=np.int32)
         self._layout: tuple[npt.NDArray[np.intp], bool] = (np.zeros(0, dtype=np.intp), True)
+        # the last distinct batch (tag, ts, value, bad), written into _last_* only when needed:
+        # the next batch with the same tag column overwrites every one of its tags anyway
+        self._held: tuple[npt.NDArray[np.intp], I64, F64, B] | None = None
         self._scratch = np.zeros(0, dtype=np.intp)
         self._arange = np.zeros(0, dtype=np.intp)
         self.watermark: int | None = None
@@ -81,6 +86,8 @@ class Engine:
     # --- tags -> streams --------------------------------------------------------------------
     def _sync(self) -> None:
         """Match tags registered since the last call (the registry only grows)."""
+        if self._matched < len(self.tags):
+            self._flush()  # new streams are seeded from the last samples
         while self._matched < len(self.tags):
             tid = self._matched
             self._matched += 1
@@ -110,6 +117,7 @@ class Engine:
         tag, distinct = self._tag_layout(batch.tag)
         if distinct:
             return self._process_distinct(batch, tag)
+        self._flush()
         b = batch.sorted()
         ts, tag, value, quality = b.ts, b.tag.astype(np.intp), b.value, b.quality
         late = ts < self._last_ts[tag]
@@ -121,7 +129,7 @@ class Engine:
         n = len(ts)
         if n == 0:
             return []
-        bad = quality == Quality.BAD
+        bad = quality == _BAD
         self._samples += n
         self._bad += int(np.count_nonzero(bad))
         lastrow = np.full(len(self._last_ts), -1, dtype=np.intp)
@@ -136,20 +144,27 @@ class Engine:
     def _process_distinct(self, batch: SampleBatch, tag: npt.NDArray[np.intp]) -> list[AlertEvent]:
         """Every tag at most once: no sort, and the last sample of a tag is its only one."""
         ts, value, quality = batch.ts, batch.value, batch.quality
-        late = ts < self._last_ts.take(tag)
+        held = self._held
+        if held is not None and held[0] is tag:  # same tags as the held batch: row i is tag i's last
+            late = ts < held[1]
+        else:
+            self._flush()
+            late = ts < self._last_ts.take(tag)
         nlate = int(np.count_nonzero(late))
         if nlate:
+            self._flush()
             keep = ~late
             ts, tag, value, quality = ts[keep], tag[keep], value[keep], quality[keep]
             self._late += nlate
             if len(ts) == 0:
                 return []
-        bad = quality == Quality.BAD
+        bad = quality == _BAD
         self._samples += len(ts)
         self._bad += int(np.count_nonzero(bad))
-        self._last_ts[tag] = ts
-        self._last_val[tag] = value
-        self._last_bad[tag] = bad
+        if nlate:
+            self._last_ts[tag], self._last_val[tag], self._last_bad[tag] = ts, value, bad
+        else:  # copies: the caller may reuse its buffers
+            self._held = (tag, ts.copy(), value.copy(), bad)
         top = int(ts.max())
         self.watermark = top if self.watermark is None else max(self.watermark, top)
         return self._evaluate(Rows(ts, tag, value, bad, ordered=False, distinct=True))
@@ -164,6 +179,13 @@ class Engine:
         if len(events) > 1:
             events.sort(key=_at)
         return events
+
+    def _flush(self) -> None:
+        """Write the held batch into the per-tag last sample arrays."""
+        if self._held is not None:
+            tag, ts, value, bad = self._held
+            self._last_ts[tag], self._last_val[tag], self._last_bad[tag] = ts, value, bad
+            self._held = None
 
     def _tag_layout(self, tag: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.intp], bool]:
         """The tag column as intp and whether no tag occurs twice (cached for a repeated column)."""
@@ -209,6 +231,7 @@ class Engine:
     # --- state --------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Complete state as plain JSON-serializable data (NaN written as null)."""
+        self._flush()
         n = min(len(self._last_ts), len(self.tags))
         tags = {
             self.tags.name(i): [int(self._last_ts[i]), jf(float(self._last_val[i])), bool(self._last_bad[i])]
@@ -236,6 +259,7 @@ class Engine:
             for name in rs["streams"]:
                 self.tags.id(name)
         self._sync()
+        self._flush()
         for name, (t, v, b) in state["tags"].items():
             i = self.tags.id(name)
             self._last_ts[i], self._last_val[i], self._last_bad[i] = t, fj(v), b

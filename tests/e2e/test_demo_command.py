@@ -13,7 +13,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+
+from plantpulse.httpserve import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +36,7 @@ async def read_until(stream: asyncio.StreamReader, pattern: str, within: float) 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     db = tmp_path / "demo.db"
+    board_port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -40,6 +44,8 @@ async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: sig
         "demo",
         "--store",
         f"sqlite:///{db}",
+        "--listen",
+        f"127.0.0.1:{board_port}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         cwd=tmp_path,
@@ -52,6 +58,13 @@ async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: sig
             "RAISED  high     weld-current-deviation line1/weld02/current: 焊接电流偏差 +" in ln
             for ln in lines
         )
+        assert any(f"live board on http://127.0.0.1:{board_port}/" in ln for ln in lines)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{board_port}") as client:
+            board = (await client.get("/board/state")).json()  # the alert stays active until 19 s
+            page = await client.get("/")
+        assert [a["tag"] for a in board["active"]] == ["line1/weld02/current"]
+        assert {a["asset"] for a in board["assets"]} >= {"line1/weld01", "line1/weld02", "line1/weld03"}
+        assert "实时看板" in page.text
         proc.send_signal(sig)
         rest = await read_until(proc.stdout, r"^summary: ", 20)
         assert await asyncio.wait_for(proc.wait(), 20) == 0

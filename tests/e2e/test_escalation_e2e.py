@@ -211,6 +211,6 @@ async def test_pushes_mail_and_the_signed_link_stop_the_escalation(
 
 @pytest.fixture
 def free_api_port() -> int:
-    from conftest import free_port
+    from plantpulse.httpserve import free_port
 
     return free_port()
