@@ -46,6 +46,7 @@ class OpcUaTag(StrictModel):
     deadband: float | None = Field(
         None, ge=0, description="absolute deadband; changes smaller than this are not reported"
     )
+    stale_after: Duration | None = Field(None, gt=0, description="watchdog; default: the source's")
     unit: str | None = None
     description: str | None = None
 
@@ -76,6 +77,9 @@ class OpcUaSource(StrictModel):
     publishing_interval: Duration = 100_000_000
     heartbeat: Duration = 1_000_000_000
     timeout: Duration = 5_000_000_000
+    stale_after: Duration | None = Field(
+        None, gt=0, description="watchdog: a tag silent this long gets one bad marker per outage"
+    )
     tags: list[OpcUaTag] = Field(min_length=1)
 
 

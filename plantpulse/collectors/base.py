@@ -2,13 +2,21 @@
 
 A polled collector is asked to ``read`` on a schedule; a streaming collector ``run``s and
 pushes what it receives. Neither sleeps, retries nor touches the store: the runner owns
-scheduling, timeouts, reconnect with backoff, availability and log-once-per-outage.
+scheduling, timeouts, reconnect with backoff, availability, log-once-per-outage, the per-tag
+watchdog and reconnect gap markers.
+
+``Sink`` stays three methods, so any recorder or test double is a sink. Two optional
+capabilities route data that must not be treated as live (``QualitySink``): historical samples
+(replayed from a device buffer: evaluated and stored, never pushed) and markers (watchdog
+staleness, reconnect gaps: stored and shown, never evaluated). ``put_historical`` and
+``put_markers`` below deliver through them when the sink has them and fall back to ``put``
+otherwise, which is right for a sink that does not evaluate rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from plantpulse.errors import SourceError
 from plantpulse.samples import Sample
@@ -24,6 +32,33 @@ class Sink(Protocol):
 
     def error(self, source: str, error: SourceError) -> None:
         """A failure worth counting; the runner logs once per cause."""
+
+
+@runtime_checkable
+class QualitySink(Sink, Protocol):
+    """A sink that also tells live data from history and markers (the pipeline's, the runner's)."""
+
+    async def put_historical(self, samples: Sequence[Sample]) -> None:
+        """Replayed from a device buffer: evaluated and stored, never pushed live."""
+
+    async def put_markers(self, samples: Sequence[Sample]) -> None:
+        """Watchdog and gap markers: stored and shown, never evaluated."""
+
+
+async def put_historical(sink: Sink, samples: Sequence[Sample]) -> None:
+    """``sink.put_historical`` when the sink has it, else ``sink.put``."""
+    if isinstance(sink, QualitySink):
+        await sink.put_historical(samples)
+    else:
+        await sink.put(samples)
+
+
+async def put_markers(sink: Sink, samples: Sequence[Sample]) -> None:
+    """``sink.put_markers`` when the sink has it, else ``sink.put``."""
+    if isinstance(sink, QualitySink):
+        await sink.put_markers(samples)
+    else:
+        await sink.put(samples)
 
 
 class PolledCollector(Protocol):

@@ -69,6 +69,7 @@ class ModbusTag(StrictModel):
     )
     bit: int | None = Field(None, ge=0, le=15, description="type bit: which bit of the register, 0 = LSB")
     length: int | None = Field(None, ge=1, le=2 * MAX_REGISTERS, description="type string: bytes")
+    stale_after: Duration | None = Field(None, gt=0, description="watchdog; default: the source's")
     scale: float = Field(1.0, description="value = raw * scale + offset")
     offset: float = 0.0
     unit: str | None = None
@@ -141,6 +142,9 @@ class ModbusSource(StrictModel):
     )
     max_registers: int = Field(MAX_REGISTERS, ge=1, le=MAX_REGISTERS)
     max_bits: int = Field(MAX_BITS, ge=1, le=MAX_BITS)
+    stale_after: Duration | None = Field(
+        None, gt=0, description="watchdog: a tag silent this long gets one bad marker per outage"
+    )
     tags: list[ModbusTag] = Field(min_length=1)
 
     @model_validator(mode="after")

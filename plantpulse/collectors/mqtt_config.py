@@ -30,6 +30,7 @@ __all__ = [
     "check_topic_filter",
     "parse_path",
     "template_fields",
+    "template_pattern",
 ]
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -92,6 +93,19 @@ def template_fields(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
 
+def template_pattern(template: str) -> str:
+    """A full-match regular expression for the tags a JSON ``tag`` template can produce: a topic
+    level ``{N}`` is one level (no ``/``); ``{topic}`` and payload fields may hold anything."""
+    out: list[str] = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(template):
+        out.append(re.escape(template[pos : m.start()]))
+        out.append("[^/]+" if re.fullmatch(r"-?\d+", m.group(1)) else ".+")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return "".join(out)
+
+
 class MqttTls(StrictModel):
     """TLS to the broker. Without ``ca`` the system trust store verifies the broker."""
 
@@ -124,6 +138,9 @@ class JsonSubscription(StrictModel):
     quality: str | None = Field(None, description="path to good/uncertain/bad, a bool or a status code")
     array: str | None = Field(None, description="path to a list of readings in one message")
     qos: Literal[0, 1] | None = Field(None, description="default: the source's qos")
+    stale_after: Duration | None = Field(
+        None, gt=0, description="watchdog for the tags of this subscription; default: the source's"
+    )
 
     @field_validator("topic")
     @classmethod
@@ -224,6 +241,9 @@ class MqttSource(StrictModel):
     format: Literal["json", "sparkplug"] = "json"
     subscriptions: list[JsonSubscription] = Field(default_factory=list)
     sparkplug: SparkplugOptions | None = None
+    stale_after: Duration | None = Field(
+        None, gt=0, description="watchdog: any tag silent this long gets one bad marker per outage"
+    )
 
     @field_validator("client_id")
     @classmethod

@@ -8,11 +8,11 @@ a collector and tests drive them the same way:
     bad ``stale`` sample per tag and outage (NaN, quality bad) at ``last_ts + interval``, the
     event time from which the tag's value can no longer be trusted. A new arrival ends the
     outage. Because a ``stale:`` rule counts samples of any quality, watchdog samples must not
-    be fed to the rules engine for tags that have such a rule (they would restart its timer):
-    send them to the store and the board, which is what they are for.
+    be fed to the rules engine (they would restart its timer): the runner sends them through
+    ``put_markers`` to the store and the board, which is what they are for.
 
 ``GapMarker``
-    After each reconnect the collector records one marker: ``Sample(ts=reconnected_at,
+    After each reconnect the runner records one marker: ``Sample(ts=reconnected_at,
     tag="_gaps/<source>", value=seconds disconnected, quality=UNCERTAIN)``. It is a plain
     sample so every store keeps it without a schema change and the board and rules can use it;
     UNCERTAIN says "data in the window before ts may be missing" (with a persistent QoS 1
@@ -29,13 +29,14 @@ a collector and tests drive them the same way:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from plantpulse.samples import Quality, Sample
 from plantpulse.timefmt import NS_PER_S
 
-__all__ = ["GAP_TAG_PREFIX", "GapMarker", "Historical", "Watchdog"]
+__all__ = ["GAP_TAG_PREFIX", "GapMarker", "Historical", "IntervalOf", "TagIntervals", "Watchdog"]
 
 GAP_TAG_PREFIX = "_gaps/"
 
@@ -47,28 +48,94 @@ class _Seen:
     stale: bool = False
 
 
+IntervalOf = Callable[[str], int | None]
+"""tag -> expected update interval (ns), or None: the tag is not watched."""
+
+
+class TagIntervals:
+    """Which interval watches a tag: exact names first, then patterns in order, then a default.
+
+    Patterns are full-match regular expressions; MQTT tags are only known once their topics
+    arrive, so a subscription's tag template becomes a pattern (``mqtt_config.template_pattern``)."""
+
+    def __init__(
+        self,
+        exact: Mapping[str, int] | None = None,
+        patterns: Sequence[tuple[str, int]] = (),
+        default: int | None = None,
+    ) -> None:
+        self.exact = dict(exact or {})
+        self.patterns = [(re.compile(p), interval) for p, interval in patterns]
+        self.default = default
+
+    def __call__(self, tag: str) -> int | None:
+        found = self.exact.get(tag)
+        if found is not None:
+            return found
+        for pattern, interval in self.patterns:
+            if pattern.fullmatch(tag):
+                return interval
+        return self.default
+
+    def __bool__(self) -> bool:
+        """False when nothing can ever be watched (no runner timer needed)."""
+        return bool(self.exact or self.patterns or self.default is not None)
+
+
 class Watchdog:
     """Marks tags stale once per outage when no update arrives within their expected interval.
 
-    ``intervals`` gives per-tag intervals (ns); tags not listed use ``default`` (None: such
-    tags are not watched)."""
+    ``intervals`` gives per-tag intervals (ns) as a mapping or a resolver such as
+    ``TagIntervals``; tags it does not name use ``default`` (None: such tags are not watched).
+    Each tag is resolved once, on its first arrival."""
 
-    def __init__(self, intervals: Mapping[str, int] | None = None, default: int | None = None) -> None:
-        self._intervals = dict(intervals or {})
-        self._default = default
+    def __init__(
+        self, intervals: Mapping[str, int] | IntervalOf | None = None, default: int | None = None
+    ) -> None:
+        if intervals is None or isinstance(intervals, Mapping):
+            table = dict(intervals or {})
+            self._interval_of: IntervalOf = lambda tag: table.get(tag, default)
+        else:
+            resolve = intervals
+            self._interval_of = lambda tag: _or(resolve(tag), default)
         self._seen: dict[str, _Seen] = {}
+        self._unwatched: set[str] = set()
 
-    def observe(self, samples: Iterable[Sample]) -> None:
-        """Record arrivals (by sample time). Watchdog samples themselves are ignored."""
+    def watch(self, tags: Iterable[str], at: int) -> None:
+        """Start watching tags known in advance as if they had arrived at ``at``, so a tag that
+        never reports at all is marked stale too (already watched tags are left alone)."""
+        for tag in tags:
+            if tag not in self._seen and tag not in self._unwatched:
+                interval = self._interval_of(tag)
+                if interval is None:
+                    self._unwatched.add(tag)
+                else:
+                    self._seen[tag] = _Seen(interval, at)
+
+    def observe(self, samples: Iterable[Sample], at: int | None = None) -> bool:
+        """Record arrivals: at their sample time, or all at ``at`` (the arrival time, which a
+        runner prefers: device clocks drift). True when a tag started being watched or came
+        back from stale, i.e. when ``next_due`` may have moved earlier (a timer must re-arm)."""
+        rearm = False
+        seen_of = self._seen
         for s in samples:
-            interval = self._intervals.get(s.tag, self._default)
-            if interval is None:
-                continue
-            seen = self._seen.get(s.tag)
+            seen = seen_of.get(s.tag)
+            ts = s.ts if at is None else at
             if seen is None:
-                self._seen[s.tag] = _Seen(interval, s.ts)
-            elif s.ts >= seen.last_ts:
-                seen.last_ts, seen.stale = s.ts, False
+                if s.tag in self._unwatched:
+                    continue
+                interval = self._interval_of(s.tag)
+                if interval is None:
+                    self._unwatched.add(s.tag)
+                    continue
+                seen_of[s.tag] = _Seen(interval, ts)
+                rearm = True
+            elif ts >= seen.last_ts:
+                seen.last_ts = ts
+                if seen.stale:
+                    seen.stale = False
+                    rearm = True
+        return rearm
 
     def due(self, now: int) -> list[Sample]:
         """Stale samples for tags silent for longer than their interval at ``now`` (ns)."""
@@ -87,6 +154,10 @@ class Watchdog:
 
     def stale_tags(self) -> list[str]:
         return sorted(tag for tag, s in self._seen.items() if s.stale)
+
+
+def _or(value: int | None, default: int | None) -> int | None:
+    return default if value is None else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,17 +15,27 @@ flatline   the value freezes at its value at ``start`` (no data changes are repo
 dropout    the welder publishes nothing at all (every signal keeps its last written value)
 bad_quality the signal is written with a bad OPC UA status (``status``, default BadSensorFailure)
 ========== ==================================================================================
+
+Protocols. ``protocols: {opcua: [...], modbus: [...], mqtt: [...]}`` puts each welder on one
+protocol (welders listed nowhere stay on OPC UA; ``weld01..weld40`` is a range), and
+``mqtt_format`` picks JSON or Sparkplug B for the MQTT ones. ``Scenario.part`` is the view of
+one protocol's welders that its simulator serves: same names, same values, row for row, as in
+the whole line. ``truth_samples`` knows what each protocol delivers: changes only (OPC UA,
+MQTT JSON), changes plus deaths and births (Sparkplug B), or every value of every poll (Modbus).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from plantpulse import yamlsrc
 from plantpulse.config import OpcUaSource, OpcUaTag
@@ -34,10 +44,13 @@ from plantpulse.schema import Duration, StrictModel
 from plantpulse.timefmt import parse_ts
 
 __all__ = [
+    "PROTOCOLS",
     "SIGNALS",
     "ExpectedAlert",
     "Fault",
     "Frame",
+    "Protocol",
+    "Protocols",
     "Scenario",
     "SetpointChange",
     "load_scenario",
@@ -127,6 +140,37 @@ class ExpectedAlert(StrictModel):
     cleared_at: Duration | None
 
 
+Protocol = Literal["opcua", "modbus", "mqtt"]
+PROTOCOLS: tuple[Protocol, ...] = ("opcua", "modbus", "mqtt")
+_RANGE = re.compile(r"^(\D*)(\d+)\.\.(\D*)(\d+)$")
+
+
+class Protocols(StrictModel):
+    """Welders per protocol: names or ranges (``weld01..weld12``); unlisted welders use OPC UA."""
+
+    opcua: list[str] = Field(default_factory=list)
+    modbus: list[str] = Field(default_factory=list)
+    mqtt: list[str] = Field(default_factory=list)
+
+
+def _expand(item: str, known: dict[str, int]) -> list[str] | None:
+    """``weld03`` -> [weld03]; ``weld01..weld03`` -> [weld01, weld02, weld03]; None if unknown."""
+    m = _RANGE.match(item.strip())
+    if m is None:
+        return [item] if item in known else None
+    lo, hi = f"{m.group(1)}{m.group(2)}", f"{m.group(3)}{m.group(4)}"
+    if lo not in known or hi not in known or known[lo] > known[hi]:
+        return None
+    return [w for w, i in known.items() if known[lo] <= i <= known[hi]]
+
+
+def _error(loc: tuple[str | int, ...], text: str, value: Any) -> InitErrorDetails:
+    # the message goes in through ctx so braces in welder names are never a template
+    return InitErrorDetails(
+        type=PydanticCustomError("value_error", "{text}", {"text": text}), loc=loc, input=value
+    )
+
+
 class Scenario(StrictModel):
     name: str = "weld-line"
     asset: str = Field("line1", description="asset prefix; welders are <asset>/weld01 ...")
@@ -142,6 +186,34 @@ class Scenario(StrictModel):
     setpoints: list[SetpointChange] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     expected_alerts: list[ExpectedAlert] = Field(default_factory=list)
+    protocols: Protocols = Protocols()
+    mqtt_format: Literal["json", "sparkplug"] = Field("json", description="payloads of the MQTT welders")
+
+    _rows: tuple[int, ...] | None = PrivateAttr(None)  # a part: which welders of the line it serves
+    _line_size: int = PrivateAttr(0)
+    _assignment: dict[str, Protocol] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_protocols(self) -> Scenario:
+        """Every listed welder exists and is on one protocol; errors point at the list item."""
+        known = {w: i for i, w in enumerate(self.welder_names())}
+        assignment: dict[str, Protocol] = {}
+        errors: list[InitErrorDetails] = []
+        for proto in PROTOCOLS:
+            for i, item in enumerate(getattr(self.protocols, proto)):
+                names = _expand(item, known)
+                loc: tuple[str | int, ...] = ("protocols", proto, i)
+                if names is None:
+                    errors.append(_error(loc, f"unknown welder {item!r} (this line has {_span(known)})", item))
+                    continue
+                for w in names:
+                    if w in assignment:
+                        errors.append(_error(loc, f"{w} is already on {assignment[w]}", item))
+                    assignment[w] = proto
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        self._assignment = {w: assignment.get(w, "opcua") for w in known}
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
@@ -165,11 +237,54 @@ class Scenario(StrictModel):
             raise ValueError("; ".join(problems))
         return self
 
-    # -- names ---------------------------------------------------------------------------------
+    # -- names, protocols and parts --------------------------------------------------------------
+
+    @property
+    def line_size(self) -> int:
+        """Welders of the whole line (``welders`` is the size of this part)."""
+        return self._line_size if self._rows is not None else self.welders
+
+    def line_welder_names(self) -> list[str]:
+        """Every welder of the line, ``weld01`` ... (zero-padded to at least two digits)."""
+        n = self.line_size
+        width = max(2, len(str(n)))
+        return [f"weld{i:0{width}d}" for i in range(1, n + 1)]
 
     def welder_names(self) -> list[str]:
-        width = max(2, len(str(self.welders)))
-        return [f"weld{i:0{width}d}" for i in range(1, self.welders + 1)]
+        """The welders this scenario (or part) serves, in line order; row ``i`` of a Frame."""
+        names = self.line_welder_names()
+        return names if self._rows is None else [names[i] for i in self._rows]
+
+    def protocol_of(self, welder: str) -> Protocol:
+        return self._assignment.get(welder, "opcua")
+
+    def welders_on(self, protocol: Protocol) -> list[str]:
+        """This scenario's welders served over ``protocol``, in line order."""
+        return [w for w in self.welder_names() if self.protocol_of(w) == protocol]
+
+    def part(self, welders: Sequence[str]) -> Scenario:
+        """The same line restricted to ``welders``: what one protocol's simulator serves.
+
+        Names, values, faults and setpoints are those of the whole line (noise is keyed by the
+        welder's row in the line), so serving the parts on three protocols is serving the line."""
+        line = {w: i for i, w in enumerate(self.line_welder_names())}
+        unknown = [w for w in welders if w not in line]
+        if unknown or not welders:
+            raise ValueError(f"not welders of this line: {unknown or 'none given'}")
+        rows = tuple(sorted({line[w] for w in welders}))
+        view = self.model_copy(update={"welders": len(rows)})
+        view._rows = rows
+        view._line_size = self.line_size
+        view._assignment = dict(self._assignment)
+        return view
+
+    def _row_ids(self) -> npt.NDArray[np.int64]:
+        """Rows of the whole line this scenario serves (they key the noise)."""
+        return np.arange(self.welders) if self._rows is None else np.array(self._rows, dtype=np.int64)
+
+    def _index(self) -> dict[str, int]:
+        """Welder name -> row of this scenario's frames (welders not served are absent)."""
+        return {w: i for i, w in enumerate(self.welder_names())}
 
     def tag_names(self) -> list[str]:
         """Every tag the scenario serves: ``<asset>/<welder>/<signal>``, welder-major."""
@@ -197,8 +312,10 @@ class Scenario(StrictModel):
         value = self._raw(signal, kk, flatline=True)
         status = np.zeros(value.shape, dtype=np.uint32)
         updated = np.broadcast_to(within & (ks >= 0), value.shape).copy()
-        index = {w: i for i, w in enumerate(self.welder_names())}
+        index = self._index()
         for f in self.faults:
+            if f.welder not in index:
+                continue
             win = self._window(f, kk)
             row = index[f.welder]
             if f.kind == "dropout":
@@ -215,12 +332,13 @@ class Scenario(StrictModel):
     def _raw(self, signal: str, kk: npt.NDArray[np.int64], *, flatline: bool) -> npt.NDArray[np.float64]:
         p = self.signals
         nw = self.welders
-        rows = np.arange(nw)[:, None]
+        rows = self._row_ids()[:, None]
+        index = self._index()
         if signal == "current_sp":
             v = np.full((nw, len(kk)), p.current_sp)
-            index = {w: i for i, w in enumerate(self.welder_names())}
             for s in sorted(self.setpoints, key=lambda s: s.at):
-                v[index[s.welder], kk >= s.at // self.tick] = s.value
+                if s.welder in index:
+                    v[index[s.welder], kk >= s.at // self.tick] = s.value
         elif signal == "current":
             v = self._raw("current_sp", kk, flatline=True) + p.current_noise * _noise(self.seed, rows, 0, kk)
         elif signal == "voltage":
@@ -234,9 +352,8 @@ class Scenario(StrictModel):
         else:
             raise ValueError(f"unknown signal {signal!r}; one of {', '.join(SIGNALS)}")
         v = np.array(v, dtype=np.float64)
-        index = {w: i for i, w in enumerate(self.welder_names())}
         for f in self.faults:
-            if f.signal != signal or f.kind not in _VALUE_FAULTS:
+            if f.signal != signal or f.kind not in _VALUE_FAULTS or f.welder not in index:
                 continue
             win = self._window(f, kk)
             row = index[f.welder]
@@ -255,7 +372,7 @@ class Scenario(StrictModel):
         if signal == "parts_total":
             return np.broadcast_to(total.astype(np.float64), (self.welders, len(kk))).copy()
         cycles = np.arange(int(total.max(initial=0)) + 1)
-        rows = np.arange(self.welders)[:, None]
+        rows = self._row_ids()[:, None]
         scrapped = (_uniform(self.seed, rows, 7, cycles) < self.signals.scrap_rate).astype(np.int64)
         # cycle n completes at tick (n+1)*per_cycle: parts_good counts the good ones completed so far
         good_done = np.concatenate(
