@@ -33,6 +33,7 @@ class AlertEvent:
     value: float  # the tag's value at raised_at
     message: str
     notify: str | None = None
+    window: int = 0  # the rule's ``for`` (ns): the span a message's trend summary covers
 
     @property
     def alert_id(self) -> str:

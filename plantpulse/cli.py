@@ -43,7 +43,7 @@ def setup_logging(verbose: int) -> None:
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
     if verbose < 2:
-        for noisy in ("asyncua", "uvicorn.access", "apprise", "pymodbus"):
+        for noisy in ("asyncua", "uvicorn.access", "apprise", "pymodbus", "amqtt", "transitions"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--scenario", type=Path, default=DEMO_DIR / "weld-line.yaml", help="simulator scenario")
     p.add_argument("--rules", type=Path, nargs="+", default=[DEMO_DIR / "weld-rules.yaml"], help="rule files")
+    p.add_argument(
+        "--mqtt-broker", default=None, metavar="HOST:PORT", help="MQTT broker (default: an embedded one)"
+    )
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("run", help="run the pipeline for a plant")
@@ -105,7 +108,11 @@ def _ack(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from plantpulse.demo import run_demo
 
-    return asyncio.run(run_demo(args.scenario, args.rules, args.store, args.duration, args.listen))
+    broker = None
+    if args.mqtt_broker:
+        host, _, port = args.mqtt_broker.rpartition(":")
+        broker = (host or "127.0.0.1", int(port))
+    return asyncio.run(run_demo(args.scenario, args.rules, args.store, args.duration, args.listen, broker))
 
 
 def _print_alert(ev: AlertEvent) -> None:

@@ -32,9 +32,10 @@ Choices, and why:
   the collector.
 * **Heartbeats.** MQTT carries no server time, so while connected and keeping up, every
   ``heartbeat`` the collector claims ``now - lag``: nothing older is still in flight.
-* **Gap markers and history.** After a reconnect one ``quality.GapMarker`` sample records the
-  outage; samples older than the newest live sample of their tag (device buffers,
-  Sparkplug ``is_historical``) go to the ``historical`` sink when one is given (docs/mqtt.md).
+* **History.** Samples older than the newest live sample of their tag (device buffers,
+  Sparkplug ``is_historical``) go to the ``historical`` callback when one is given, else to
+  the sink's ``put_historical`` (``base.put_historical``: ``put`` for a plain sink). Gap
+  markers and the watchdog belong to the runner, the same for every collector kind.
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from plantpulse.collectors.base import Sink
+from plantpulse.collectors.base import Sink, put_historical
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.mqtt_json import DecodeError, JsonDecoder
-from plantpulse.collectors.quality import GapMarker, Historical
+from plantpulse.collectors.quality import Historical
 from plantpulse.collectors.sparkplug import SparkplugDecoder
 from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
 from plantpulse.samples import Sample
@@ -178,7 +179,6 @@ class MqttCollector:
         self._pending_acks: list[tuple[int, int]] = []
         self._got_message = False
         self._last_heartbeat = 0
-        self._lost_at: int | None = None
         self._sink: Sink | None = None
         # counters (status)
         self._messages = 0
@@ -234,8 +234,6 @@ class MqttCollector:
             await self._deliver(sink, client)
         finally:
             self._teardown(client)
-            if self._lost_at is None:
-                self._lost_at = self._clock()
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -389,11 +387,7 @@ class MqttCollector:
         rc, _ = client.subscribe(self.subscriptions())
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._push(self._unavailable(f"subscribe failed: {mqtt.error_string(rc)}"))
-        now = self._clock()
-        if self._lost_at is not None:
-            self._pending.append(GapMarker(self.name, self._lost_at, now).sample())
-            self._lost_at = None
-        self._last_heartbeat = now
+        self._last_heartbeat = self._clock()
         if fut is not None and not fut.done():
             fut.set_result(True)
 
@@ -571,7 +565,7 @@ class MqttCollector:
                     if self._historical_sink is not None:
                         await self._historical_sink(item.historical)
                     else:
-                        await sink.put(item.historical)
+                        await put_historical(sink, item.historical)
                 for mid, qos in item.acks:
                     client.ack(mid, qos)
             elif isinstance(item, _Heartbeat):

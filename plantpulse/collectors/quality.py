@@ -56,12 +56,13 @@ class TagIntervals:
     """Which interval watches a tag: exact names first, then patterns in order, then a default.
 
     Patterns are full-match regular expressions; MQTT tags are only known once their topics
-    arrive, so a subscription's tag template becomes a pattern (``mqtt_config.template_pattern``)."""
+    arrive, so a subscription's tag template becomes a pattern (``mqtt_config.template_pattern``).
+    A pattern's interval may be None: tags it matches are not watched."""
 
     def __init__(
         self,
         exact: Mapping[str, int] | None = None,
-        patterns: Sequence[tuple[str, int]] = (),
+        patterns: Sequence[tuple[str, int | None]] = (),
         default: int | None = None,
     ) -> None:
         self.exact = dict(exact or {})
@@ -78,8 +79,8 @@ class TagIntervals:
         return self.default
 
     def __bool__(self) -> bool:
-        """False when nothing can ever be watched (no runner timer needed)."""
-        return bool(self.exact or self.patterns or self.default is not None)
+        """False when nothing can ever be watched (the runner then keeps no watchdog)."""
+        return bool(self.exact) or self.default is not None or any(i is not None for _, i in self.patterns)
 
 
 class Watchdog:

@@ -12,9 +12,18 @@ Collectors only connect, read or stream, and raise. The runner
   why``) and ONCE when it comes back; further failures of the same outage log at debug;
 * counts samples, bad-quality samples, reconnects and errors by cause, readable at any time
   as an immutable ``SourceStatus`` snapshot;
+* owns data quality that no collector can see alone, for every kind the same way:
+  a per-tag watchdog (``stale_after``: one bad marker per tag and outage when nothing arrives
+  within its interval, on the arrival clock because device clocks drift) and one gap marker
+  (``_gaps/<source>``, outage seconds) after each reconnect. Both go to ``put_markers``:
+  stored and shown, never evaluated, so engine ``stale:`` rules keep their own timing;
+* hands the collector ``self.sink``, a counting QualitySink: ``put_historical`` (device
+  buffer replays) is counted and forwarded to the downstream sink's ``put_historical``;
 * closes the collector when cancelled (cancellation is the clean stop).
 
-Time is injected (``sleep``, ``clock``, ``rng``) so tests step through backoffs without waiting.
+The watchdog and marker delivery run in the runner's one timer task (no sleep loops in
+collectors). Time is injected (``sleep``, ``clock``, ``wallclock``, ``rng``) so tests step
+through backoffs and watchdog deadlines without waiting.
 """
 
 from __future__ import annotations
@@ -27,17 +36,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-from plantpulse.collectors.base import PolledCollector, Sink, StreamingCollector
+from plantpulse.collectors.base import PolledCollector, QualitySink, Sink, StreamingCollector
+from plantpulse.collectors.base import put_historical as _put_historical
+from plantpulse.collectors.base import put_markers as _put_markers
+from plantpulse.collectors.quality import GapMarker, IntervalOf, Watchdog
 from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
 from plantpulse.samples import Quality, Sample
-from plantpulse.timefmt import format_duration
+from plantpulse.timefmt import NS_PER_S, format_duration
 
 __all__ = ["Backoff", "CollectorRunner", "SourceStatus", "cause_of"]
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+Collector = StreamingCollector | PolledCollector
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,9 @@ class SourceStatus:
     heartbeats: int
     reconnects: int
     errors: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    historical: int = 0  # samples replayed from a device buffer (put_historical)
+    markers: int = 0  # watchdog and gap markers emitted
+    stale: tuple[str, ...] = ()  # tags the watchdog currently holds stale
 
 
 def cause_of(error: SourceError) -> str:
@@ -91,13 +108,14 @@ class CollectorRunner:
 
     def __init__(
         self,
-        collector: StreamingCollector | PolledCollector,
+        collector: Collector,
         sink: Sink,
         *,
         address: str = "",
         interval: float | None = None,
         timeout: float = 5.0,
         tags: Sequence[str] = (),
+        stale_after: Mapping[str, int] | IntervalOf | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -105,8 +123,13 @@ class CollectorRunner:
         rng: random.Random | None = None,
     ) -> None:
         """``interval`` set means polled (``collector.read``), else streaming (``collector.run``).
-        ``tags`` are the polled source's tags, marked bad when a read fails."""
+        ``tags`` are the source's known tags: marked bad when a polled read fails, and watched
+        from the start (a tag that never reports goes stale too). ``stale_after`` gives each
+        tag's watchdog interval in ns (a mapping, or a resolver such as
+        ``quality.TagIntervals``; None or empty: no watchdog)."""
         self.collector = collector
+        self.sink: QualitySink = _CountingSink(self)
+        """What the collector delivers to: counts, tracks availability, then forwards."""
         self.name = collector.name
         self.address = address or str(getattr(collector, "address", ""))
         self._sink = sink
@@ -129,6 +152,22 @@ class CollectorRunner:
         self._errors: dict[str, int] = {}
         self._logged: set[str] = set()
         self._delivered = False
+        self._watchdog = Watchdog(stale_after) if stale_after else None
+        self._lost_at: int | None = None  # wallclock (ns) at which an available source went away
+        self._markers: list[Sample] = []  # waiting for the timer task (or the next delivery)
+        self._wake = asyncio.Event()
+        self._historical = 0
+        self._marker_count = 0
+
+    @classmethod
+    def build(cls, make: Callable[[QualitySink], Collector], sink: Sink, **options: Any) -> CollectorRunner:
+        """A runner whose collector is made with the runner's counting sink in hand, for
+        collectors that deliver outside ``run(sink)`` (MQTT's ``historical=`` callback)."""
+        relay = _CountingSink(None)
+        runner = cls(make(relay), sink, **options)
+        relay.bind(runner)
+        runner.sink = relay
+        return runner
 
     def status(self) -> SourceStatus:
         return SourceStatus(
@@ -142,16 +181,22 @@ class CollectorRunner:
             heartbeats=self._heartbeats,
             reconnects=self._reconnects,
             errors=MappingProxyType(dict(self._errors)),
+            historical=self._historical,
+            markers=self._marker_count,
+            stale=tuple(self._watchdog.stale_tags()) if self._watchdog is not None else (),
         )
 
     async def run(self) -> None:
         """Until cancelled; the collector is closed on the way out."""
+        timer = asyncio.create_task(self._timer(), name=f"{self.name} watchdog")
         try:
             if self._interval is None:
                 await self._stream()
             else:
                 await self._poll(self._interval)
         finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
             await self.collector.close()
 
     # -- the two shapes -------------------------------------------------------------------------
@@ -160,7 +205,7 @@ class CollectorRunner:
         collector = self.collector
         assert hasattr(collector, "run"), f"{self.name}: a streaming collector needs run(sink)"
         attempt = 0
-        sink = _CountingSink(self)
+        sink = self.sink
         while True:
             self._delivered = False
             try:
@@ -212,7 +257,64 @@ class CollectorRunner:
         self._bad += sum(1 for s in samples if s.quality == Quality.BAD)
         if any(s.quality != Quality.BAD for s in samples):
             self._up()
+        if self._watchdog is not None and self._watchdog.observe(samples, self._wallclock()):
+            self._wake.set()  # a tag (re)joined the watch: the timer's deadline may be earlier
+        if self._markers:
+            await self._flush_markers()  # the gap marker goes ahead of the data that ended the gap
         await self._sink.put(samples)
+
+    async def _deliver_historical(self, samples: Sequence[Sample]) -> None:
+        """Replays are proof of life but not live arrivals: the watchdog does not see them."""
+        if not samples:
+            return
+        self._historical += len(samples)
+        self._up()
+        if self._markers:
+            await self._flush_markers()
+        await _put_historical(self._sink, samples)
+
+    async def _deliver_markers(self, samples: Sequence[Sample]) -> None:
+        if samples:
+            self._marker_count += len(samples)
+            await _put_markers(self._sink, samples)
+
+    async def _flush_markers(self) -> None:
+        markers, self._markers = self._markers, []
+        await self._deliver_markers(markers)
+
+    async def _timer(self) -> None:
+        """The runner's one timer: delivers pending markers and wakes at the watchdog's next
+        deadline (or when a delivery re-arms it); never polls."""
+        wd = self._watchdog
+        if wd is not None and self._tags:
+            wd.watch(self._tags, self._wallclock())
+        while True:
+            self._wake.clear()
+            if self._markers:
+                await self._flush_markers()
+            deadline = None
+            if wd is not None:
+                stale = wd.due(self._wallclock())
+                if stale:
+                    await self._deliver_markers(stale)
+                deadline = wd.next_due()
+            if self._wake.is_set() or self._markers:
+                continue
+            if deadline is None:
+                await self._wake.wait()
+            else:
+                await self._wait((deadline - self._wallclock()) / NS_PER_S)
+
+    async def _wait(self, seconds: float) -> None:
+        """The injected sleep, cut short by ``_wake``."""
+        sleeping = asyncio.ensure_future(self._sleep(max(0.0, seconds)))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
+            await asyncio.gather(sleeping, woken, return_exceptions=True)
 
     def _heartbeat(self, source: str, ts: int) -> None:
         self._heartbeats += 1
@@ -238,6 +340,10 @@ class CollectorRunner:
         if self._available is False:
             down = format_duration(round((now - (self._since or now)) * 1e9))
             log.info("%s (%s): available again after %s", self.name, self.address, down)
+        if self._lost_at is not None:
+            self._markers.append(GapMarker(self.name, self._lost_at, self._wallclock()).sample())
+            self._lost_at = None
+            self._wake.set()  # a heartbeat-only recovery has no delivery to carry the marker
         self._available, self._since, self._down_kind = True, now, None
 
     def _failed(self, error: SourceError, attempt: int) -> float:
@@ -249,6 +355,8 @@ class CollectorRunner:
         if self._available is not False or self._down_kind != kind:
             # once per outage (again only if it turns into a different kind of failure)
             log.warning("%s (%s): %s: %s", self.name, self.address, kind, _reason(error))
+            if self._available is True:
+                self._lost_at = self._wallclock()  # a gap marker follows the next recovery
             if self._available is not False:
                 self._since = self._clock()
             self._available, self._down_kind = False, kind
@@ -261,13 +369,27 @@ class CollectorRunner:
 
 
 class _CountingSink:
-    """The sink a streaming collector sees: counts and tracks availability, then forwards."""
+    """The sink a collector sees: counts and tracks availability, then forwards."""
 
-    def __init__(self, runner: CollectorRunner) -> None:
-        self._runner = runner
+    def __init__(self, runner: CollectorRunner | None) -> None:
+        self._bound = runner
+
+    def bind(self, runner: CollectorRunner) -> None:
+        self._bound = runner
+
+    @property
+    def _runner(self) -> CollectorRunner:
+        assert self._bound is not None, "a collector delivered before its runner existed"
+        return self._bound
 
     async def put(self, samples: Sequence[Sample]) -> None:
         await self._runner._deliver(samples)
+
+    async def put_historical(self, samples: Sequence[Sample]) -> None:
+        await self._runner._deliver_historical(samples)
+
+    async def put_markers(self, samples: Sequence[Sample]) -> None:
+        await self._runner._deliver_markers(samples)
 
     def heartbeat(self, source: str, ts: int) -> None:
         self._runner._heartbeat(source, ts)

@@ -2,6 +2,8 @@
 
 The scenario (``weld-line.yaml``) and rules (``weld-rules.yaml``) next to this file are the
 defaults; the scenario lists the alerts its faults must raise, and the summary compares.
+Its welders are on OPC UA, Modbus TCP and MQTT at once (``SimulatedLine``); with no
+``mqtt_broker`` the line starts an embedded MQTT broker in this process.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from plantpulse.config import NotificationsConfig, PlantConfig, Site, SpoolConfi
 from plantpulse.notifier.receiver import PushReceiver, Received
 from plantpulse.people.schema import TeamConfig
 from plantpulse.rules.loader import load_rule_files
-from plantpulse.simulators.opcua import OpcUaSimulator
-from plantpulse.simulators.scenario import load_scenario, opcua_source
+from plantpulse.simulators.line import SimulatedLine
+from plantpulse.simulators.scenario import load_scenario
 
 log = logging.getLogger(__name__)
 DEMO_DIR = Path(__file__).parent
@@ -44,23 +46,25 @@ async def run_demo(
     store_url: str,
     duration: float | None,
     listen: str = "127.0.0.1:8080",
+    mqtt_broker: tuple[str, int] | None = None,
 ) -> int:
     scenario = load_scenario(scenario_path)
     rules = load_rule_files(rule_paths)
     async with (
         PushReceiver(on_push=_print_push) as receiver,
-        OpcUaSimulator(scenario, host="127.0.0.1", port=0) as sim,
+        SimulatedLine(scenario, "127.0.0.1", mqtt_broker=mqtt_broker) as line,
     ):
         plant = PlantConfig(
             site=Site(name="demo welding shop", timezone="Asia/Shanghai"),
-            sources=[opcua_source(scenario, sim.endpoint)],
+            sources=line.sources(),
             store=StoreConfig(url=store_url, spool=SpoolConfig(dir=Path("plantpulse-demo-spool"))),
             notifications=NotificationsConfig(urls=[receiver.url]),
             team=_team(receiver.url),
             api=ApiConfig(listen=listen, token=secrets.token_urlsafe(24)),
         )
         print(
-            f"demo: {len(scenario.tag_names())} tags from {sim.endpoint}, {len(rules)} rules, "
+            "".join(f"demo: {text}\n" for text in line.describe()) +
+            f"demo: {len(scenario.tag_names())} tags, {len(rules)} rules, "
             f"store {store_url}, pushes to {receiver.url}\n"
             f"demo: live board on http://{listen}/ ; Ctrl-C to stop",
             flush=True,

@@ -48,10 +48,12 @@ from plantpulse.errors import StoreError
 from plantpulse.notifier import escalation as esc
 from plantpulse.notifier.flood import Deliver, FloodControl
 from plantpulse.notifier.links import link, new_nonce, sign
-from plantpulse.notifier.messages import AlertMessage, render, render_digest
+from plantpulse.notifier.messages import AlertMessage, Trend, render, render_digest
+from plantpulse.notifier.messages import trend as summarize
 from plantpulse.notifier.outbox import Change, Delivery, Outbox, OutboxRow
 from plantpulse.people.roster import Roster
 from plantpulse.store.base import Store
+from plantpulse.timefmt import NS_PER_MS
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +135,18 @@ class _Info:
     raised_at: int
     cleared_at: int | None = None
     on_shift: dict[str, list[str]] = field(default_factory=dict)
+    trend: Trend | None = None
 
     @classmethod
-    def of(cls, a: Alert | AlertEvent, on_shift: Mapping[str, list[str]] | None = None) -> _Info:
+    def of(
+        cls,
+        a: Alert | AlertEvent,
+        on_shift: Mapping[str, list[str]] | None = None,
+        trend: Trend | None = None,
+    ) -> _Info:
         shift = dict(on_shift or (a.on_shift if isinstance(a, Alert) else {}))
         cleared = a.cleared_at if isinstance(a, Alert) else (a.at if a.kind == "cleared" else None)
-        return cls(a.rule, a.tag, a.asset, a.severity, a.message, a.value, a.raised_at, cleared, shift)
+        return cls(a.rule, a.tag, a.asset, a.severity, a.message, a.value, a.raised_at, cleared, shift, trend)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +422,7 @@ class EscalationNotifier:
             roles = self.team.roles
             start = min(ev.raised_at, now)  # an event time ahead of our clock is skew: notify now
             states[aid] = esc.plan(aid, start, shift, policy, roles=roles, maintenance=windows)
-            new_infos[aid] = _Info.of(ev, shift)
+            new_infos[aid] = _Info.of(ev, shift, await self._trend(ev))
             first.append((aid, esc.Tick(now)))  # notify the raise before a clear in the same batch
         todo[:0] = first
         if self._next_poll is not None and now >= self._next_poll:
@@ -549,6 +557,20 @@ class EscalationNotifier:
 
     # -- rendering ----------------------------------------------------------------------------
 
+    async def _trend(self, ev: AlertEvent) -> Trend | None:
+        """Min/max/first/last of the tag over the rule's ``for`` window, from the store. The
+        samples of the batch that raised are still on their way to it, so the newest tens of
+        milliseconds may be missing; the summary is about the window's shape, not its last value."""
+        if ev.window <= 0:
+            return None
+        try:
+            buckets = await self.store.series(
+                ev.tag, ev.raised_at - ev.window, ev.raised_at + 1, max(ev.window // 60, NS_PER_MS)
+            )
+        except StoreError:
+            return None
+        return summarize([b.last for b in buckets], ev.window)
+
     def _ack_link(self, alert_id: str, person: str, now: int) -> str | None:
         if self._secret is None or self._link_base is None:
             return None
@@ -590,7 +612,7 @@ class EscalationNotifier:
         return AlertMessage(
             alert_id=alert_id, rule=info.rule, tag=info.tag, asset=info.asset, severity=info.severity,
             message=info.message, value=info.value, raised_at=info.raised_at, now=now, kind=kind, step=step,
-            cleared_at=info.cleared_at, on_shift=info.on_shift, timezone=self.timezone,
+            cleared_at=info.cleared_at, on_shift=info.on_shift, timezone=self.timezone, trend=info.trend,
         )  # fmt: skip
 
     def _digest(self, person: str, held: list[OutboxRow], since: int, now: int) -> list[OutboxRow]:

@@ -148,7 +148,10 @@ class StreamSet(ABC):
         else:
             self.cleared += 1
         r = self.rule
-        return AlertEvent(kind, r.id, self.names[s], r.severity, raised_at, at, value, message, r.notify)  # type: ignore[arg-type]
+        return AlertEvent(
+            kind,  # type: ignore[arg-type]
+            r.id, self.names[s], r.severity, raised_at, at, value, message, r.notify, r.for_ns,
+        )  # fmt: skip
 
     @abstractmethod
     def _grow(self, n: int) -> None: ...

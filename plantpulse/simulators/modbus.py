@@ -34,15 +34,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from plantpulse.collectors.modbus_config import BIT_TABLES, ModbusSource, ModbusTag, Table
 from plantpulse.collectors.modbus_plan import TABLES, encode
-from plantpulse.simulators.scenario import SIGNALS, Scenario
+from plantpulse.simulators.scenario import SIGNALS, Frame, Scenario
 
-__all__ = ["REGISTER_MAP", "ModbusDeviceServer", "ModbusSimulator", "Slot", "modbus_source"]
+__all__ = ["REGISTER_MAP", "ModbusDeviceServer", "ModbusSimulator", "Slot", "modbus_source", "polled"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,16 @@ class Slot:
     byte_order: str = "ABCD"
     scale: float = 1.0
 
+    def quantize(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """What the collector decodes after ``encode``: float32 rounding, scaled integers."""
+        if self.type == "float32":
+            return values.astype(np.float32).astype(np.float64)
+        if self.type == "float64":
+            return values
+        raw = np.round(values / self.scale)  # round half to even, as encode's round()
+        out: npt.NDArray[np.float64] = raw * self.scale + 0.0
+        return out
+
     def tag(self, name: str, unit_id: int) -> ModbusTag:
         return ModbusTag.model_validate(
             {
@@ -103,6 +115,23 @@ REGISTER_MAP: tuple[Slot, ...] = (
 
 _SLOTS = {s.signal: s for s in REGISTER_MAP}
 assert set(_SLOTS) == set(SIGNALS)
+_HOLDING = tuple(s.signal for s in REGISTER_MAP if s.table == "holding")
+
+
+def polled(
+    signal: str, frames: Mapping[str, Frame], row: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """What polls of one welder's ``signal`` read at the frames' ticks: (values, bad).
+
+    The holding block is one request (``max_gap`` 0 still merges it: it is contiguous), so an
+    exception on any of its signals makes all of them bad; a dropout times out everything."""
+    slot = _SLOTS[signal]
+    silent = ~frames[signal].updated[row]
+    bad = silent.copy()
+    if slot.table == "holding":
+        for other in _HOLDING:
+            bad |= frames[other].status[row] != 0
+    return slot.quantize(frames[signal].value[row]), bad
 
 
 def modbus_source(

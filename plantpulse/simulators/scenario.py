@@ -26,6 +26,7 @@ MQTT JSON), changes plus deaths and births (Sparkplug B), or every value of ever
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,6 +165,11 @@ def _expand(item: str, known: dict[str, int]) -> list[str] | None:
     return [w for w, i in known.items() if known[lo] <= i <= known[hi]]
 
 
+def _unknown(name: str, known: dict[str, int]) -> str:
+    names = list(known)
+    return f"unknown welder {name!r} (this line has {names[0]}..{names[-1]})"
+
+
 def _error(loc: tuple[str | int, ...], text: str, value: Any) -> InitErrorDetails:
     # the message goes in through ctx so braces in welder names are never a template
     return InitErrorDetails(
@@ -194,17 +200,34 @@ class Scenario(StrictModel):
     _assignment: dict[str, Protocol] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check_protocols(self) -> Scenario:
-        """Every listed welder exists and is on one protocol; errors point at the list item."""
+    def _check(self) -> Scenario:
+        """Cross-field checks, every problem at once and each at its own key (FILE:LINE:COL)."""
         known = {w: i for i, w in enumerate(self.welder_names())}
-        assignment: dict[str, Protocol] = {}
         errors: list[InitErrorDetails] = []
+        if self.duration % self.tick:
+            errors.append(_error(("duration",), "duration must be a multiple of tick", self.duration))
+        for i, f in enumerate(self.faults):
+            if f.welder not in known:
+                errors.append(_error(("faults", i, "welder"), _unknown(f.welder, known), f.welder))
+            if f.start % self.tick or f.duration % self.tick:
+                errors.append(_error(("faults", i), "start and duration must be multiples of tick", f.start))
+        for i, s in enumerate(self.setpoints):
+            if s.welder not in known:
+                errors.append(_error(("setpoints", i, "welder"), _unknown(s.welder, known), s.welder))
+            if s.at % self.tick:
+                errors.append(_error(("setpoints", i, "at"), "at must be a multiple of tick", s.at))
+        if self.start is not None:
+            try:
+                parse_ts(self.start)
+            except ValueError as e:
+                errors.append(_error(("start",), str(e), self.start))
+        assignment: dict[str, Protocol] = {}
         for proto in PROTOCOLS:
             for i, item in enumerate(getattr(self.protocols, proto)):
-                names = _expand(item, known)
                 loc: tuple[str | int, ...] = ("protocols", proto, i)
+                names = _expand(item, known)
                 if names is None:
-                    errors.append(_error(loc, f"unknown welder {item!r} (this line has {_span(known)})", item))
+                    errors.append(_error(loc, _unknown(item, known), item))
                     continue
                 for w in names:
                     if w in assignment:
@@ -213,28 +236,6 @@ class Scenario(StrictModel):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         self._assignment = {w: assignment.get(w, "opcua") for w in known}
-        return self
-
-    @model_validator(mode="after")
-    def _check(self) -> Scenario:
-        names = set(self.welder_names())
-        problems = []
-        if self.duration % self.tick:
-            problems.append("duration must be a multiple of tick")
-        for i, f in enumerate(self.faults):
-            if f.welder not in names:
-                problems.append(f"faults[{i}]: unknown welder {f.welder!r}")
-            if f.start % self.tick or f.duration % self.tick:
-                problems.append(f"faults[{i}]: start and duration must be multiples of tick")
-        for i, s in enumerate(self.setpoints):
-            if s.welder not in names:
-                problems.append(f"setpoints[{i}]: unknown welder {s.welder!r}")
-            if s.at % self.tick:
-                problems.append(f"setpoints[{i}]: at must be a multiple of tick")
-        if self.start is not None:
-            parse_ts(self.start)
-        if problems:
-            raise ValueError("; ".join(problems))
         return self
 
     # -- names, protocols and parts --------------------------------------------------------------
@@ -450,29 +451,61 @@ def opcua_source(
 
 
 def truth_samples(scenario: Scenario, start_ns: int, *, ticks: int | None = None) -> list[Sample]:
-    """What a change-only subscriber (OPC UA data change, deadband 0) receives, sorted by time.
+    """What the collectors receive from the simulators of the scenario's protocols, sorted by time.
 
-    A sample is emitted at a tick where the simulator publishes and the value or status differs
-    from the last published one; dropouts and flatlines therefore produce no samples.
+    * OPC UA (data change, deadband 0) and MQTT JSON: a sample at a tick where the welder
+      publishes and the value or status differs from the last published one; dropouts and
+      flatlines therefore produce no samples.
+    * MQTT Sparkplug B: the same, plus a bad sample of every signal where a dropout starts
+      (DDEATH) and every value again where it ends (DBIRTH).
+    * Modbus (polled, modelled as one poll per tick): every value at every tick, through the
+      register encoding; a dropout times out (every signal bad), and a bad signal fails the
+      one request that reads the welder's holding block (every holding signal bad).
     """
     n = scenario.n_ticks if ticks is None else ticks
     ks = np.arange(n, dtype=np.int64)
+    frames = {signal: scenario.evaluate(signal, ks) for signal in SIGNALS}
+    stamps = start_ns + ks * scenario.tick
     out: list[Sample] = []
     for signal in SIGNALS:
-        frame = scenario.evaluate(signal, ks)
+        frame = frames[signal]
         for row, welder in enumerate(scenario.welder_names()):
             tag = f"{scenario.asset}/{welder}/{signal}"
-            upd = np.flatnonzero(frame.updated[row])
-            vals = frame.value[row, upd]
-            stat = frame.status[row, upd]
-            same = np.zeros(len(upd), dtype=bool)
-            if len(upd) > 1:
-                eq = (vals[1:] == vals[:-1]) | (np.isnan(vals[1:]) & np.isnan(vals[:-1]))
-                same[1:] = eq & (stat[1:] == stat[:-1])
-            for i in np.flatnonzero(~same):
-                k = int(upd[i])
-                out.append(
-                    Sample(start_ns + k * scenario.tick, tag, float(vals[i]), status_quality(int(stat[i])))
+            proto = scenario.protocol_of(welder)
+            if proto == "modbus":
+                from plantpulse.simulators.modbus import polled  # noqa: PLC0415 (modbus imports us)
+
+                values, bad = polled(signal, frames, row)
+                out.extend(
+                    Sample(t, tag, math.nan if b else v, Quality.BAD if b else Quality.GOOD)
+                    for t, v, b in zip(stamps.tolist(), values.tolist(), bad.tolist(), strict=True)
                 )
+                continue
+            births = proto == "mqtt" and scenario.mqtt_format == "sparkplug"
+            out.extend(_changes(frame, row, tag, stamps, births=births))
     out.sort(key=lambda s: s.ts)
+    return out
+
+
+def _changes(
+    frame: Frame, row: int, tag: str, stamps: npt.NDArray[np.int64], *, births: bool
+) -> list[Sample]:
+    """Change-only samples of one welder's signal; with ``births``, Sparkplug deaths and births."""
+    upd = np.flatnonzero(frame.updated[row])
+    vals = frame.value[row, upd]
+    stat = frame.status[row, upd]
+    same = np.zeros(len(upd), dtype=bool)
+    if len(upd) > 1:
+        eq = (vals[1:] == vals[:-1]) | (np.isnan(vals[1:]) & np.isnan(vals[:-1]))
+        same[1:] = eq & (stat[1:] == stat[:-1])
+    out: list[Sample] = []
+    if births and len(upd) > 1:
+        resumed = np.zeros(len(upd), dtype=bool)
+        resumed[1:] = np.diff(upd) > 1  # the first tick after a dropout: DBIRTH, every value
+        same &= ~resumed
+        for i in np.flatnonzero(resumed):  # DDEATH at the dropout's first tick
+            out.append(Sample(int(stamps[upd[i - 1] + 1]), tag, math.nan, Quality.BAD))
+    for i in np.flatnonzero(~same):
+        k = int(upd[i])
+        out.append(Sample(int(stamps[k]), tag, float(vals[i]), status_quality(int(stat[i]))))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -12,6 +13,7 @@ from service_helpers import T0, M, S, raised, running, team_plant, who
 
 from plantpulse.notifier.receiver import PushReceiver
 from plantpulse.notifier.service import ManualClock
+from plantpulse.samples import SampleBatch, TagRegistry
 
 
 async def test_raise_notifies_step0_then_escalates_at_its_time(tmp_path: Path) -> None:
@@ -231,3 +233,17 @@ async def test_clear_before_ack_sends_a_cleared_note_and_stops(tmp_path: Path) -
             clock.set(T0 + 3600 * S)
             await r.notifier.idle()
             assert len(rx.received) == 4
+
+
+async def test_raise_message_summarises_the_trend_over_the_for_window(tmp_path: Path) -> None:
+    """The rule's ``for`` travels with the event; the message reads that window from the store."""
+    async with PushReceiver() as rx:
+        plant, clock = team_plant(rx.url), ManualClock(T0)
+        async with running(tmp_path / "pp.db", plant, clock) as r:
+            tags = TagRegistry(["line1/weld00/current"])
+            window = [T0 - 3 * S + i * S // 10 for i in range(31)]  # 10 Hz over the 3 s before the raise
+            values = [186.0 + i * 0.1 for i in range(31)]  # 186.0 rising to 189.0
+            await r.store.write_samples(SampleBatch.make(tags, window, [0] * 31, values), "trend-batch")
+            await r.raise_alert(replace(raised(), window=3 * S))
+            got = await rx.wait_for(2)
+    assert "趋势:近 3s 最小 186,最大 189,最新 189(上升 ↑)" in got[0].body["message"]
