@@ -114,8 +114,9 @@ def load_replay(path: str | Path) -> ReplayData:
     ids = np.concatenate([b.tag for b in batches])
     value = np.concatenate([b.value for b in batches])
     quality = np.concatenate([b.quality for b in batches])
-    names = sorted(registry.names())
-    renumber = np.array([names.index(registry.name(i)) for i in range(len(registry))], dtype=np.int32)
+    names = sorted(registry.names)
+    position = {name: i for i, name in enumerate(names)}
+    renumber = np.array([position[registry.name(i)] for i in range(len(registry))], dtype=np.int32)
     order = np.argsort(ts, kind="stable")
     return ReplayData(ts[order], renumber[ids[order]], value[order], quality[order], names)
 
