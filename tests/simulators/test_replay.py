@@ -91,12 +91,12 @@ async def test_opcua_replay_at_10x(tmp_path: Path) -> None:
         await sink.wait_for(lambda s: {x.tag for x in s.samples} >= set(TAGS), within=15)  # subscribed
         replayer = Replayer(data, target, speed=10)
         stats = await replayer.run()
-        await sink.wait_for(lambda s: len(per_tag(s.samples, stats.started_ns)[TAGS[2]]) >= 12, within=10)
+        await sink.wait_for(lambda s: len(per_tag(s.samples, stats.started_ns - 1_000_000)[TAGS[2]]) >= 12, within=10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await target.stop()
-    got = per_tag(sink.samples, stats.started_ns)
+    got = per_tag(sink.samples, stats.started_ns - 1_000_000)
     for tag in TAGS:
         assert same_values([v for _, v, _ in got[tag]], expected_values(data, tag)), (tag, got[tag])
         # the recording's spacing, shifted to the replay's start, arrives as SourceTimestamp
@@ -122,7 +122,7 @@ async def test_modbus_replay_at_10x(tmp_path: Path) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await target.stop()
-    got = per_tag(sink.samples, stats.started_ns)
+    got = per_tag(sink.samples, stats.started_ns - 1_000_000)
     for tag in TAGS:
         # a poll reads the value of the moment: every change is seen once polls outpace changes
         changes = [v for i, (_, v, _) in enumerate(got[tag]) if i == 0 or not same_values([v], [got[tag][i - 1][1]])]
@@ -174,7 +174,7 @@ async def test_mqtt_replay_as_fast_as_possible(tmp_path: Path, broker: tuple[str
 async def test_mqtt_replay_at_1x_on_mosquitto(tmp_path: Path, mqtt_broker: tuple[str, int]) -> None:
     data = load_replay(write_recording(tmp_path / "r.csv", 11, 0.1))
     sink, replayer = await replay_mqtt(data, *mqtt_broker, speed=1)
-    got = per_tag(sink.samples, replayer.stats.started_ns)
+    got = per_tag(sink.samples, replayer.stamp(T0))
     for tag in TAGS:
         assert same_values([v for _, v, _ in got[tag]], expected_values(data, tag)), tag
     assert_paced(replayer.stats.elapsed_ns, data.span_ns, replayer.stats.max_late_ns)
