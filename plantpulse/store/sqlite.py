@@ -1,10 +1,7 @@
 """The embedded SQLite store: the default backend, one file, no server.
 
-Threading: sqlite3 is blocking and a connection belongs to the thread that made it, so the
-store owns ONE connection and runs every call on a private single-thread executor. That
-serialises all work on the connection without a lock (SQLite has one writer anyway), keeps
-transactions from interleaving, keeps the statement cache warm and never blocks the event
-loop. Transactions are explicit (``isolation_level=None`` + ``BEGIN IMMEDIATE``), so a batch
+Threading: the store owns ONE connection on its own thread (``sqlite_thread.SQLiteThread``),
+which serialises all work without a lock and never blocks the event loop. Transactions are explicit (``isolation_level=None`` + ``BEGIN IMMEDIATE``), so a batch
 and its batch id commit together or not at all.
 
 Samples are unique on (tag_id, ts): the first write of a (tag, ts) wins and later copies are
@@ -14,13 +11,10 @@ max, sum, count, last) without ever counting a sample twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
@@ -31,6 +25,7 @@ from plantpulse.alerts import Alert, AlertEvent, JournalEntry, Severity
 from plantpulse.errors import StoreError, StoreUnavailable
 from plantpulse.samples import Quality, Sample, SampleBatch, asset_of
 from plantpulse.store.base import Bucket, TagInfo
+from plantpulse.store.sqlite_thread import SQLiteThread
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "parse_sqlite_url"]
 
@@ -210,70 +205,30 @@ class SQLiteStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = parse_sqlite_url(url)
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._db = SQLiteThread(self.path, "plantpulse-sqlite")
         self._tag_ids: dict[str, int] = {}  # store tag id by name; ids never change once made
 
     # ------------------------------------------------------------------ plumbing
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], what: str) -> T:
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
+        if not self._db.is_open:
             raise StoreError(f"SQLite store {self.url} is not open")
-
-        def call() -> T:
-            try:
-                return fn(conn)
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise _translate(exc, what) from exc
-
-        return await asyncio.get_running_loop().run_in_executor(executor, call)
+        try:
+            return await self._db.call(fn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, what) from exc
 
     async def open(self) -> None:
         """Connect, set WAL + synchronous=NORMAL and apply pending migrations."""
-        if self._conn is not None:
-            return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plantpulse-sqlite")
-
-        def connect() -> sqlite3.Connection:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            except sqlite3.Error as exc:
-                raise _translate(exc, f"open {self.path}") from exc
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=5000")
-                _migrate(conn)
-            except BaseException as exc:
-                conn.close()
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, f"open {self.path}") from exc
-                raise
-            return conn
-
         try:
-            self._conn = await asyncio.get_running_loop().run_in_executor(executor, connect)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        self._executor = executor
+            await self._db.open(_migrate)
+        except sqlite3.Error as exc:
+            raise _translate(exc, f"open {self.path}") from exc
 
     async def close(self) -> None:
         """Close the connection (the last WAL connection checkpoints on close)."""
-        conn, executor = self._conn, self._executor
-        if conn is None or executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            self._conn = self._executor = None
-            self._tag_ids.clear()
-            executor.shutdown(wait=True)
+        await self._db.close()
+        self._tag_ids.clear()
 
     # ------------------------------------------------------------------ tags
 

@@ -8,18 +8,16 @@ short waits). Every method is one ``BEGIN IMMEDIATE`` transaction.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from plantpulse.errors import StoreError
 from plantpulse.notifier.outbox import Change, Delivery, Loaded, OutboxRow, Saved
 from plantpulse.store.sqlite import parse_sqlite_url
+from plantpulse.store.sqlite_thread import SQLiteThread
 
 T = TypeVar("T")
 
@@ -96,69 +94,38 @@ class SQLiteOutbox:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = parse_sqlite_url(url)
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._db = SQLiteThread(self.path, "plantpulse-outbox")
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], what: str) -> T:
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
+        """``fn`` in one immediate transaction (the store may write the same file meanwhile)."""
+        if not self._db.is_open:
             raise StoreError(f"SQLite outbox {self.url} is not open")
 
-        def call() -> T:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                out = fn(conn)
-                conn.execute("COMMIT")
-                return out
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise StoreError(f"sqlite outbox {what}: {exc}") from exc
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            out = fn(conn)
+            conn.execute("COMMIT")
+            return out
 
-        return await asyncio.get_running_loop().run_in_executor(executor, call)
+        try:
+            return await self._db.call(transaction)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite outbox {what}: {exc}") from exc
 
     async def open(self) -> None:
-        if self._conn is not None:
-            return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plantpulse-outbox")
-
-        def connect() -> sqlite3.Connection:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("PRAGMA busy_timeout=5000")  # first: the store may be migrating the file
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.close()
-                raise StoreError(f"sqlite outbox open {self.path}: {exc}") from exc
-            return conn
+        def schema(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
 
         try:
-            self._conn = await asyncio.get_running_loop().run_in_executor(executor, connect)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        self._executor = executor
+            await self._db.open(schema)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite outbox open {self.path}: {exc}") from exc
 
     async def close(self) -> None:
-        conn, executor = self._conn, self._executor
-        if conn is None or executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            self._conn = self._executor = None
-            executor.shutdown(wait=True)
+        await self._db.close()
 
     async def save(self, change: Change) -> Saved:
         def work(conn: sqlite3.Connection) -> Saved:
