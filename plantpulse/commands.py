@@ -112,7 +112,8 @@ def _demo(args: argparse.Namespace) -> int:
     if args.mqtt_broker:
         host, _, port = args.mqtt_broker.rpartition(":")
         broker = (host or "127.0.0.1", int(port))
-    return asyncio.run(run_demo(args.scenario, args.rules, args.store, args.duration, args.listen, broker))
+    demo = run_demo(args.scenario, args.rules, args.store, args.duration, args.listen, mqtt_broker=broker)
+    return asyncio.run(demo)
 
 
 def _print_alert(ev: AlertEvent) -> None:

@@ -46,6 +46,7 @@ async def run_demo(
     store_url: str,
     duration: float | None,
     listen: str = "127.0.0.1:8080",
+    *,
     mqtt_broker: tuple[str, int] | None = None,
 ) -> int:
     scenario = load_scenario(scenario_path)
@@ -63,8 +64,8 @@ async def run_demo(
             api=ApiConfig(listen=listen, token=secrets.token_urlsafe(24)),
         )
         print(
-            "".join(f"demo: {text}\n" for text in line.describe()) +
-            f"demo: {len(scenario.tag_names())} tags, {len(rules)} rules, "
+            "".join(f"demo: {text}\n" for text in line.describe())
+            + f"demo: {len(scenario.tag_names())} tags, {len(rules)} rules, "
             f"store {store_url}, pushes to {receiver.url}\n"
             f"demo: live board on http://{listen}/ ; Ctrl-C to stop",
             flush=True,

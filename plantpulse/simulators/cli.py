@@ -27,13 +27,18 @@ log = logging.getLogger("plantpulse.simulate")
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add ``simulate`` to ``plantpulse``."""
     p = sub.add_parser(
-        "simulate", help="serve a simulated line (OPC UA, Modbus, MQTT) or replay a recording, for a test bench"
+        "simulate",
+        help="serve a simulated line (OPC UA, Modbus, MQTT) or replay a recording, for a test bench",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--scenario", help="scenario YAML file")
     what.add_argument("--replay", help="samples file to replay (CSV ts,tag,value[,quality] or Parquet)")
-    p.add_argument("--protocol", choices=["opcua", "modbus", "mqtt"], help="--replay: the protocol to replay on")
-    p.add_argument("--speed", default="1", help="--replay: speed factor (1, 10, ...) or max (default: %(default)s)")
+    p.add_argument(
+        "--protocol", choices=["opcua", "modbus", "mqtt"], help="--replay: the protocol to replay on"
+    )
+    p.add_argument(
+        "--speed", default="1", help="--replay: speed factor (1, 10, ...) or max (default: %(default)s)"
+    )
     p.add_argument(
         "--timestamps",
         choices=["shifted", "original"],
@@ -41,12 +46,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="--replay: recorded spacing from now (default), or the recorded instants",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--opcua-port", "--port", dest="opcua_port", type=int, default=4840, help="0 picks a free port")
     p.add_argument(
-        "--modbus-port", type=int, default=5020, help="first Modbus TCP port (one per 247 welders); 0: free ports"
+        "--opcua-port", "--port", dest="opcua_port", type=int, default=4840, help="0 picks a free port"
+    )
+    p.add_argument(
+        "--modbus-port",
+        type=int,
+        default=5020,
+        help="first Modbus TCP port (one per 247 welders); 0: free ports",
     )
     p.add_argument("--mqtt-broker", default=None, metavar="HOST:PORT", help="publish to this broker")
-    p.add_argument("--mqtt-port", type=int, default=1883, help="port of the embedded broker (without --mqtt-broker)")
+    p.add_argument(
+        "--mqtt-port", type=int, default=1883, help="port of the embedded broker (without --mqtt-broker)"
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.set_defaults(func=_simulate)
 
@@ -162,4 +174,8 @@ async def _replay(args: argparse.Namespace, broker: tuple[str, int] | None, spee
 
 
 def _where(target: Any) -> str:
-    return str(getattr(target, "endpoint", None) or getattr(target, "address", None) or f"mqtt://{target.host}:{target.port}")
+    return str(
+        getattr(target, "endpoint", None)
+        or getattr(target, "address", None)
+        or f"mqtt://{target.host}:{target.port}"
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +30,7 @@ from plantpulse.simulators.broker import EmbeddedBroker
 from plantpulse.simulators.modbus import MAX_UNIT, ModbusSimulator
 from plantpulse.simulators.mqtt import DEFAULT_GROUP, DEFAULT_PREFIX, MqttSimulator, edge_node_id, mqtt_source
 from plantpulse.simulators.opcua import OpcUaSimulator
-from plantpulse.simulators.scenario import Scenario, node_id, opcua_source
+from plantpulse.simulators.scenario import PROTOCOLS, Protocol, Scenario, node_id, opcua_source
 from plantpulse.timefmt import NS_PER_S, iso_ms
 
 __all__ = ["LineSource", "SimulatedLine"]
@@ -44,9 +44,11 @@ class SimulatedLine:
     """``async with SimulatedLine(scenario, ...) as line`` serves the line; ``line.sources()``
     are the matching ``sources:`` of a PlantConfig.
 
-    Ports 0 pick free ones; ``modbus_port`` P serves the first 247 Modbus welders on P, the
-    next on P+1, .... Without ``mqtt_broker`` (host, port) an embedded broker is started on
-    ``host:mqtt_port`` when the scenario has MQTT welders.
+    ``only`` serves just those protocols' welders (a bench spreading one line over several
+    processes gives each the same ``start_ns``). Ports 0 pick free ones; ``modbus_port`` P
+    serves the first 247 Modbus welders on P, the next on P+1, .... Without ``mqtt_broker``
+    (host, port) an embedded broker is started on ``host:mqtt_port`` when the scenario has
+    MQTT welders.
     """
 
     def __init__(
@@ -62,9 +64,11 @@ class SimulatedLine:
         mqtt_group: str = DEFAULT_GROUP,
         mqtt_client_id: str | None = None,
         start_ns: int | None = None,
+        only: Collection[Protocol] | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.scenario = scenario
+        self.only = frozenset(PROTOCOLS if only is None else only)
         self.host = host
         self._opcua_port = opcua_port
         self._modbus_port = modbus_port
@@ -99,7 +103,7 @@ class SimulatedLine:
     async def start(self) -> None:
         """Start every simulator the scenario needs; the OPC UA one first (it fixes the start)."""
         scn = self.scenario
-        opcua, modbus, mqtt = (scn.welders_on(p) for p in ("opcua", "modbus", "mqtt"))
+        opcua, modbus, mqtt = (scn.welders_on(p) if p in self.only else [] for p in PROTOCOLS)
         if mqtt and self._mqtt_broker is None:
             self.broker = EmbeddedBroker(self.host, self._mqtt_port)
             await self.broker.start()
@@ -210,11 +214,15 @@ class SimulatedLine:
         if self.mqtt is not None:
             m = self.mqtt
             part = m.scenario
-            broker = f"embedded broker mqtt://{m.host}:{m.port}" if self.broker else f"mqtt://{m.host}:{m.port}"
+            broker = (
+                f"embedded broker mqtt://{m.host}:{m.port}" if self.broker else f"mqtt://{m.host}:{m.port}"
+            )
             where = (
                 f"Sparkplug B group {m.group}, edge node {edge_node_id(part)}, one device per welder"
                 if m.format == "sparkplug"
                 else f"JSON on {m.prefix}/{part.asset}/<welder>/<signal>"
             )
-            lines.append(f"publishing to {broker}: {part.welders} welders, {len(part.tag_names())} tags, {where}")
+            lines.append(
+                f"publishing to {broker}: {part.welders} welders, {len(part.tag_names())} tags, {where}"
+            )
         return lines

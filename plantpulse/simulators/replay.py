@@ -31,6 +31,7 @@ faster than the collector reads them are missed there, as with a real device.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -101,7 +102,7 @@ class ReplayData:
             return []
         cuts = np.flatnonzero(np.diff(self.ts)) + 1
         bounds = [0, *cuts.tolist(), len(self.ts)]
-        return list(zip(bounds[:-1], bounds[1:], strict=True))
+        return list(itertools.pairwise(bounds))
 
 
 def load_replay(path: str | Path) -> ReplayData:
@@ -271,7 +272,11 @@ class OpcUaReplayTarget:
         now = datetime.now(UTC)
         for t, v, q in zip(tags, values, qualities, strict=True):
             code = _BAD if q == Quality.BAD or math.isnan(v) else _UNCERTAIN if q == Quality.UNCERTAIN else 0
-            variant = ua.Variant(None, ua.VariantType.Null) if code == _BAD else ua.Variant(v, ua.VariantType.Double)
+            variant = (
+                ua.Variant(None, ua.VariantType.Null)
+                if code == _BAD
+                else ua.Variant(v, ua.VariantType.Double)
+            )
             fields: dict[str, Any] = {"SourceTimestamp": source_ts, "ServerTimestamp": now}
             dv = ua.DataValue(Value=variant, StatusCode=ua.StatusCode(cast(Any, code)), **fields)
             await server.write_attribute_value(self._nodes[t], dv)
@@ -351,7 +356,12 @@ class ModbusReplayTarget:
 
 
 _FLOAT32 = ModbusSource.model_validate(
-    {"kind": "modbus", "name": "x", "tcp": {"host": "x"}, "tags": [{"name": "x", "address": 0, "type": "float32"}]}
+    {
+        "kind": "modbus",
+        "name": "x",
+        "tcp": {"host": "x"},
+        "tags": [{"name": "x", "address": 0, "type": "float32"}],
+    }
 ).tags[0]
 
 
@@ -458,7 +468,13 @@ class MqttReplayTarget:
             "timestamp": "$.ts",
             "timestamp_format": "ms",
         }
-        config = {"kind": "mqtt", "name": "replay-mqtt", "host": self.host, "port": self.port, "subscriptions": [sub]}
+        config = {
+            "kind": "mqtt",
+            "name": "replay-mqtt",
+            "host": self.host,
+            "port": self.port,
+            "subscriptions": [sub],
+        }
         return MqttSource.model_validate(config | options)
 
 
@@ -481,7 +497,7 @@ def make_target(
     return MqttReplayTarget(names, *mqtt_broker, prefix=mqtt_prefix)
 
 
-class running:  # noqa: N801 (used as a context manager, like contextlib's)
+class running:
     """``async with running(target):`` starts and stops a target."""
 
     def __init__(self, target: ReplayTarget) -> None:

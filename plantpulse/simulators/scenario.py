@@ -473,7 +473,7 @@ def truth_samples(scenario: Scenario, start_ns: int, *, ticks: int | None = None
             tag = f"{scenario.asset}/{welder}/{signal}"
             proto = scenario.protocol_of(welder)
             if proto == "modbus":
-                from plantpulse.simulators.modbus import polled  # noqa: PLC0415 (modbus imports us)
+                from plantpulse.simulators.modbus import polled
 
                 values, bad = polled(signal, frames, row)
                 out.extend(

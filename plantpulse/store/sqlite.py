@@ -1,8 +1,9 @@
 """The embedded SQLite store: the default backend, one file, no server.
 
 Threading: the store owns ONE connection on its own thread (``sqlite_thread.SQLiteThread``),
-which serialises all work without a lock and never blocks the event loop. Transactions are explicit (``isolation_level=None`` + ``BEGIN IMMEDIATE``), so a batch
-and its batch id commit together or not at all.
+which serialises all work without a lock and never blocks the event loop. Transactions are
+explicit (``isolation_level=None`` + ``BEGIN IMMEDIATE``), so a batch and its batch id commit
+together or not at all.
 
 Samples are unique on (tag_id, ts): the first write of a (tag, ts) wins and later copies are
 dropped before insert, which is what lets the 1-minute rollup be merged incrementally (min,

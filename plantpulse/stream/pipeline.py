@@ -21,7 +21,6 @@ from plantpulse.alerts import AlertEvent
 from plantpulse.config import StreamConfig
 from plantpulse.rules.engine import Engine
 from plantpulse.samples import Quality, Sample, SampleBatch, TagRegistry
-from plantpulse.store.base import Store
 from plantpulse.stream.queue import SampleQueue
 from plantpulse.stream.sink import PipelineSink
 from plantpulse.timefmt import NS_PER_S

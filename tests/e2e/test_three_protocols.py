@@ -84,9 +84,7 @@ def alerts_over_truth(scenario: Scenario, rules: list[Rule]) -> list[tuple[str, 
     return sorted((r, t, at - START, cleared.get((r, t, at))) for (r, t, at) in raised)
 
 
-async def run_line(
-    scenario: Scenario, rules: list[Rule], db: Path, broker: tuple[str, int] | None
-) -> int:
+async def run_line(scenario: Scenario, rules: list[Rule], db: Path, broker: tuple[str, int] | None) -> int:
     """Serve the line and run the pipeline until every expected alert cleared; the start."""
     run = uuid.uuid4().hex[:10]
     stop = asyncio.Event()

@@ -20,6 +20,7 @@ START = 1_767_225_600_000_000_000
 
 @pytest.mark.parametrize("batch_size", [1_000, 50_000])
 def test_demo_rules_raise_exactly_the_expected_alerts(batch_size: int) -> None:
+    """The truth follows each welder's protocol (Modbus polls, Sparkplug births and deaths)."""
     scenario = load_scenario(DEMO / "weld-line.yaml")
     rules = load_rule_files([DEMO / "weld-rules.yaml"])
     tags = TagRegistry(scenario.tag_names())
@@ -29,7 +30,9 @@ def test_demo_rules_raise_exactly_the_expected_alerts(batch_size: int) -> None:
     for i in range(0, len(samples), batch_size):
         events += engine.process(SampleBatch.from_samples(tags, samples[i : i + batch_size]))
     events += engine.advance(START + scenario.duration)
-    raised = {(e.rule, e.tag, e.raised_at): None for e in events if e.kind == "raised"}
+    raised: dict[tuple[str, str, int], int | None] = {
+        (e.rule, e.tag, e.raised_at): None for e in events if e.kind == "raised"
+    }
     for e in events:
         if e.kind == "cleared":
             raised[(e.rule, e.tag, e.raised_at)] = e.at
@@ -38,3 +41,8 @@ def test_demo_rules_raise_exactly_the_expected_alerts(batch_size: int) -> None:
     )
     want = sorted((a.rule, a.tag, a.raised_at, a.cleared_at) for a in scenario.expected_alerts)
     assert got == want
+    assert {p: scenario.welders_on(p) for p in ("opcua", "modbus", "mqtt")} == {
+        "opcua": ["weld01", "weld03"],
+        "modbus": ["weld02"],
+        "mqtt": ["weld04"],
+    }

@@ -38,9 +38,9 @@ def test_every_problem_is_reported_at_its_item(tmp_path: Path) -> None:
         load(tmp_path, text)
     path = tmp_path / "s.yaml"
     assert [str(p) for p in e.value.problems] == [
-        f"{path}:10:19: protocols.modbus.1: unknown welder 'weld09' (this line has weld01..weld04)",
-        f"{path}:11:10: protocols.mqtt.0: weld02 is already on modbus",
-        f"{path}:11:26: protocols.mqtt.1: unknown welder 'weld01..weld7' (this line has weld01..weld04)",
+        f"{path}:9:20: protocols.modbus.1: unknown welder 'weld09' (this line has weld01..weld04)",
+        f"{path}:10:10: protocols.mqtt.0: weld02 is already on modbus",
+        f"{path}:10:26: protocols.mqtt.1: unknown welder 'weld01..weld7' (this line has weld01..weld04)",
     ]
 
 
@@ -60,7 +60,9 @@ def test_a_part_serves_the_same_values_as_the_line(tmp_path: Path) -> None:
     for signal in sc.SIGNALS:
         whole, sub = s.evaluate(signal, ks), part.evaluate(signal, ks)
         assert np.array_equal(sub.value[:, :], whole.value[1:3], equal_nan=True), signal
-        assert np.array_equal(sub.updated, whole.updated[1:3]) and np.array_equal(sub.status, whole.status[1:3])
+        assert np.array_equal(sub.updated, whole.updated[1:3]) and np.array_equal(
+            sub.status, whole.status[1:3]
+        )
 
 
 def test_modbus_truth_polls_every_tick_through_the_register_encoding(tmp_path: Path) -> None:
@@ -73,9 +75,9 @@ def test_modbus_truth_polls_every_tick_through_the_register_encoding(tmp_path: P
     assert {x.quality for x in cur2[100:110]} == {Quality.BAD}
     assert all(x.quality == Quality.GOOD for x in truth if x.tag == "line1/weld02/running")
     # a dropout times out: every signal of weld03 bad
-    assert {x.quality for x in truth if x.tag.startswith("line1/weld03/") and 5 * S <= x.ts - 1000 * S < 6 * S} == {
-        Quality.BAD
-    }
+    assert {
+        x.quality for x in truth if x.tag.startswith("line1/weld03/") and 5 * S <= x.ts - 1000 * S < 6 * S
+    } == {Quality.BAD}
     slots = {slot.signal: slot for slot in REGISTER_MAP}
     for x in volt2[:20]:
         tag = slots["voltage"].tag("x", 1)

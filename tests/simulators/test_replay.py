@@ -10,20 +10,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
-import sys
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collectors"))
-from collector_helpers import RecordingSink  # noqa: E402
-
-from plantpulse.collectors.registry import build_runner  # noqa: E402
-from plantpulse.samples import Quality, Sample  # noqa: E402
-from plantpulse.simulators.broker import EmbeddedBroker  # noqa: E402
-from plantpulse.simulators.replay import (  # noqa: E402
+from plantpulse.collectors.registry import build_runner
+from plantpulse.errors import SourceError
+from plantpulse.samples import Quality, Sample
+from plantpulse.simulators.broker import EmbeddedBroker
+from plantpulse.simulators.replay import (
     ModbusReplayTarget,
     MqttReplayTarget,
     OpcUaReplayTarget,
@@ -32,6 +29,34 @@ from plantpulse.simulators.replay import (  # noqa: E402
     ReplayTarget,
     load_replay,
 )
+
+
+class RecordingSink:
+    """Records samples; ``wait_for(pred)`` returns once they satisfy ``pred`` (an event, no sleeps)."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self._changed = asyncio.Event()
+
+    async def put(self, samples: Sequence[Sample]) -> None:
+        self.samples.extend(samples)
+        self._changed.set()
+
+    async def put_historical(self, samples: Sequence[Sample]) -> None:
+        await self.put(samples)
+
+    def heartbeat(self, source: str, ts: int) -> None:
+        return None
+
+    def error(self, source: str, error: SourceError) -> None:
+        return None
+
+    async def wait_for(self, pred: Callable[[RecordingSink], bool], within: float = 10.0) -> None:
+        async with asyncio.timeout(within):
+            while not pred(self):
+                self._changed.clear()
+                await self._changed.wait()
+
 
 TAGS = ["line9/a/x", "line9/b/y", "line9/c/z"]
 S = 1_000_000_000
@@ -91,7 +116,8 @@ async def test_opcua_replay_at_10x(tmp_path: Path) -> None:
         await sink.wait_for(lambda s: {x.tag for x in s.samples} >= set(TAGS), within=15)  # subscribed
         replayer = Replayer(data, target, speed=10)
         stats = await replayer.run()
-        await sink.wait_for(lambda s: len(per_tag(s.samples, stats.started_ns - 1_000_000)[TAGS[2]]) >= 12, within=10)
+        first = stats.started_ns - 1_000_000  # stamps are whole milliseconds
+        await sink.wait_for(lambda s: len(per_tag(s.samples, first)[TAGS[2]]) >= 12, within=10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -125,7 +151,8 @@ async def test_modbus_replay_at_10x(tmp_path: Path) -> None:
     got = per_tag(sink.samples, stats.started_ns - 1_000_000)
     for tag in TAGS:
         # a poll reads the value of the moment: every change is seen once polls outpace changes
-        changes = [v for i, (_, v, _) in enumerate(got[tag]) if i == 0 or not same_values([v], [got[tag][i - 1][1]])]
+        values = [v for _, v, _ in got[tag]]
+        changes = [v for i, v in enumerate(values) if i == 0 or not same_values([v], [values[i - 1]])]
         assert same_values(changes[-12:], expected_values(data, tag)), (tag, changes)
     assert any(q == Quality.BAD for _, _, q in got["line9/a/x"])
     assert_paced(stats.elapsed_ns, data.span_ns / 10, stats.max_late_ns)
@@ -140,7 +167,9 @@ async def broker() -> AsyncIterator[tuple[str, int]]:
         gc.collect()
 
 
-async def replay_mqtt(data: ReplayData, host: str, port: int, speed: float | None) -> tuple[RecordingSink, Replayer]:
+async def replay_mqtt(
+    data: ReplayData, host: str, port: int, speed: float | None
+) -> tuple[RecordingSink, Replayer]:
     sink = RecordingSink()
     target: ReplayTarget = MqttReplayTarget(data.names, host, port, prefix="pptest/replay")
     await target.start()

@@ -47,3 +47,52 @@ def test_simulate_reports_scenario_errors(tmp_path: Path) -> None:
         timeout=30,
     )
     assert done.returncode == 1 and f"{path}:1:1: duration: missing required key 'duration'" in done.stderr
+
+
+def test_simulate_serves_three_protocols_and_stops_on_sigterm(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: cli\nwelders: 3\ntick: 100ms\nduration: 1m\nprotocols: {modbus: [weld02], mqtt: [weld03]}\n",
+        encoding="utf-8",
+    )
+    ports = ["--opcua-port", "0", "--modbus-port", "0", "--mqtt-port", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plantpulse", "simulate", "--scenario", str(path), *ports],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # blocks until the last simulator reports what it serves
+        lines.append(line)
+        if "publishing to" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=20)
+    out = "".join(lines)
+    assert proc.returncode == 0, out + rest
+    assert "/plantpulse: 1 welders, 7 tags" in out
+    assert "serving modbus tcp://127.0.0.1:" in out and "(weld02 = unit 1)" in out
+    assert "publishing to embedded broker mqtt://127.0.0.1:" in out and "JSON on plantpulse/sim/line1/" in out
+    assert "stopping" in rest
+
+
+def test_replay_prints_its_map_and_finishes(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("ts,tag,value\n0,a/b/x,1.5\n0.5,a/b/y,2\n1,a/b/x,3\n", encoding="utf-8")
+    options = ["--protocol", "modbus", "--modbus-port", "0", "--speed", "max", "--duration", "0.5"]
+    done = subprocess.run(
+        [sys.executable, "-m", "plantpulse", "simulate", "--replay", str(path), *options],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "a/b/x -> unit 1 holding 0-1 float32 ABCD",
+        "a/b/y -> unit 1 holding 2-3 float32 ABCD",
+    ]
+    assert "replay finished: 3 samples" in done.stderr
