@@ -45,7 +45,7 @@ def format_duration(ns: int) -> str:
     if ns < NS_PER_S:
         ms = ns / NS_PER_MS
         return f"{ms:g}ms"
-    secs = ns / NS_PER_S
+    secs = round(ns / NS_PER_MS) / 1000  # milliseconds are the finest a person reads
     h, rem = divmod(int(secs), 3600)
     m, s_int = divmod(rem, 60)
     frac = secs - int(secs)

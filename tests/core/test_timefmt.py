@@ -37,3 +37,7 @@ def test_parse_ts_forms_agree() -> None:
     assert parse_ts("2026-01-01T08:00:03.123+08:00") == expected
     assert parse_ts("1767225603.123") == pytest.approx(expected, abs=1000)
     assert iso_ms(expected) == "2026-01-01T00:00:03.123Z"
+
+
+def test_format_duration_rounds_to_milliseconds() -> None:
+    assert format_duration(7_988_360_123) == "7.988s"
