@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import threading
 import time
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 
 HistoricalSink = Callable[[Sequence[Sample]], Awaitable[None]]
 
+_TLS_REFUSAL = re.compile(r"\[SSL: (\w*ALERT_(?:CERTIFICATE\w*|UNKNOWN_CA|BAD_CERTIFICATE|ACCESS_DENIED)|\w*CERTIFICATE\w*)\]")
+"""Socket errors before CONNACK that mean the broker refused our certificate (TLS 1.3 sends
+"certificate required" after the client thinks the handshake is done)."""
 _AUTH_REASONS = frozenset({134, 135, 138, 140})  # bad user/password, not authorized, banned, bad auth method
 _BURST = 512  # packets read per readable event at most (fairness with the rest of the loop)
 _MAX_TOPICS = 1000  # malformed-payload counters kept per topic; beyond that under "<other>"
@@ -174,6 +178,7 @@ class MqttCollector:
         self._closing = False
         self._connected = False
         self._session_present: bool | None = None
+        self._socket_error: str | None = None
         self._pending: list[Sample] = []
         self._pending_hist: list[Sample] = []
         self._pending_acks: list[tuple[int, int]] = []
@@ -263,6 +268,7 @@ class MqttCollector:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_log = self._on_log  # until CONNACK only: paho formats a line per packet
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
@@ -293,6 +299,7 @@ class MqttCollector:
             kwargs = {"clean_start": not src.persistent, "properties": props}
         client.connect_async(src.host, src.port, max(1, round(src.keepalive / NS_PER_S)), **kwargs)
         self._connack = loop.create_future()
+        self._socket_error = None
         try:
             await asyncio.to_thread(client.reconnect)
         except ssl.SSLCertVerificationError as e:
@@ -369,9 +376,14 @@ class MqttCollector:
         if self._loop is not None and self._in_loop() and sock is self._sock:
             self._loop.remove_writer(self._fd)
 
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and buf.startswith("failed to receive on socket"):
+            self._socket_error = buf.partition(": ")[2]
+
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        client.on_log = None
         fut = self._connack
         if reason.is_failure:
             err: SourceError
@@ -411,8 +423,11 @@ class MqttCollector:
         if self._closing:
             return
         why = f"connection lost: {reason}" if reason.value else "connection closed by the broker"
-        err = self._unavailable(why)
+        err: SourceError = self._unavailable(why)
         fut = self._connack
+        refused = _TLS_REFUSAL.search(self._socket_error or "")
+        if fut is not None and not fut.done() and refused is not None:
+            err = AuthenticationError(self.name, self.address, f"TLS refused by the broker: {refused.group(1)}")
         if fut is not None and not fut.done():
             fut.set_exception(err)
         else:

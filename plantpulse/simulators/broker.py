@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from types import TracebackType
 from typing import Any
+
+from plantpulse.simulators.service import Service
 
 __all__ = ["EmbeddedBroker"]
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(Service):
     """``async with EmbeddedBroker() as b`` listens on ``b.host:b.port`` until the block ends."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -32,15 +33,6 @@ class EmbeddedBroker:
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
-
-    async def __aenter__(self) -> EmbeddedBroker:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         # optional dependency, imported only when used (and untyped: hence Any)

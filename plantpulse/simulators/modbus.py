@@ -31,7 +31,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, cast
 
 import numpy as np
@@ -43,6 +42,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from plantpulse.collectors.modbus_config import BIT_TABLES, ModbusSource, ModbusTag, Table
 from plantpulse.collectors.modbus_plan import TABLES, encode
 from plantpulse.simulators.scenario import SIGNALS, Frame, Scenario
+from plantpulse.simulators.service import Service
 
 __all__ = ["REGISTER_MAP", "ModbusDeviceServer", "ModbusSimulator", "Slot", "modbus_source", "polled"]
 
@@ -210,7 +210,7 @@ class _Image:
         return SimData(run[0], values=[self.data[a - self.base] for a in run], datatype=DataType.REGISTERS)
 
 
-class ModbusDeviceServer:
+class ModbusDeviceServer(Service):
     """A pymodbus server over mutable register images: ``async with ModbusDeviceServer(layout) as s``.
 
     TCP on ``host:port`` (0 picks a free port, kept across restarts), or RTU when ``device`` (a
@@ -279,15 +279,6 @@ class ModbusDeviceServer:
 
     # -- life -----------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> ModbusDeviceServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         """Listen (TCP) or open the serial port (RTU); idempotent."""
         if self._server is not None:
@@ -319,10 +310,6 @@ class ModbusDeviceServer:
         server, self._server = self._server, None
         if server is not None:
             await server.shutdown()  # type: ignore[no-untyped-call]
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
     def _device(self, unit: int) -> SimDevice:
         tables: list[list[SimData]] = []
@@ -377,7 +364,7 @@ class ModbusDeviceServer:
         return packet
 
 
-class ModbusSimulator:
+class ModbusSimulator(Service):
     """``async with ModbusSimulator(scenario, port=0) as sim:`` serves every welder as a unit."""
 
     def __init__(
@@ -449,15 +436,6 @@ class ModbusSimulator:
     def tick_at(self, ts_ns: int) -> int:
         return (ts_ns - self.start_ns) // self.scenario.tick
 
-    async def __aenter__(self) -> ModbusSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         """Write the current tick, serve, and (when ticking) keep writing ticks; idempotent."""
         if self.server.running:
@@ -476,10 +454,6 @@ class ModbusSimulator:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self.server.stop()
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
     async def _ticks(self, k: int) -> None:
         """Write tick ``k`` at its wall-clock instant, then the next; skip ahead when far behind."""

@@ -33,7 +33,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -51,6 +50,7 @@ from plantpulse.collectors.sparkplug import (
     node_topic,
 )
 from plantpulse.simulators.scenario import SIGNALS, Scenario
+from plantpulse.simulators.service import Service
 
 __all__ = ["DEFAULT_GROUP", "DEFAULT_PREFIX", "MqttSimulator", "mqtt_source"]
 
@@ -116,7 +116,7 @@ def mqtt_source(
     return MqttSource.model_validate(base | options)
 
 
-class MqttSimulator:
+class MqttSimulator(Service):
     """``async with MqttSimulator(scenario, host, port, format="json") as sim:`` publishes until exit."""
 
     def __init__(
@@ -162,15 +162,6 @@ class MqttSimulator:
         self.rebirths = 0
 
     # -- life -------------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> MqttSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Connect, publish tick 0 (births first for Sparkplug) and start ticking."""

@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -31,6 +30,7 @@ from asyncua.server.user_managers import UserManager
 
 from plantpulse.httpserve import free_port
 from plantpulse.simulators.scenario import NAMESPACE_URI, SIGNALS, Frame, Scenario
+from plantpulse.simulators.service import Service
 
 __all__ = ["OpcUaSimulator", "SimulatorSecurity"]
 
@@ -98,7 +98,7 @@ def _nodeid(path: str, ns: int) -> ua.NodeId:
     return ua.NodeId.from_string(f"ns={ns};s={path}")
 
 
-class OpcUaSimulator:
+class OpcUaSimulator(Service):
     """``async with OpcUaSimulator(scenario, port=0) as sim:`` serves ``sim.endpoint``."""
 
     def __init__(
@@ -138,15 +138,6 @@ class OpcUaSimulator:
     def tick_at(self, ts_ns: int) -> int:
         return (ts_ns - self.start_ns) // self.scenario.tick
 
-    async def __aenter__(self) -> OpcUaSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         """Build the address space, write the current tick and listen; idempotent.
 
@@ -181,10 +172,6 @@ class OpcUaSimulator:
         if server is not None:
             await server.stop()
             log.info("simulator %s stopped (%s)", self.scenario.name, self.endpoint)
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
     async def _build(self) -> Server:
         sec = self.security

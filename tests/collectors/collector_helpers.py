@@ -10,16 +10,27 @@ from plantpulse.samples import Sample
 
 
 class RecordingSink:
-    """Records everything; ``wait_for(pred)`` returns once a recorded state satisfies ``pred``."""
+    """Records everything, by route (a QualitySink); ``wait_for(pred)`` returns once a recorded
+    state satisfies ``pred``."""
 
     def __init__(self) -> None:
         self.samples: list[Sample] = []
+        self.historical: list[Sample] = []
+        self.markers: list[Sample] = []
         self.heartbeats: list[int] = []
         self.errors: list[SourceError] = []
         self._changed = asyncio.Event()
 
     async def put(self, samples: Sequence[Sample]) -> None:
         self.samples.extend(samples)
+        self._poke()
+
+    async def put_historical(self, samples: Sequence[Sample]) -> None:
+        self.historical.extend(samples)
+        self._poke()
+
+    async def put_markers(self, samples: Sequence[Sample]) -> None:
+        self.markers.extend(samples)
         self._poke()
 
     def heartbeat(self, source: str, ts: int) -> None:
