@@ -129,6 +129,20 @@ class _Compiled:
             if rest:
                 self.parts.append(_Part(rest))
         self.item_dependent_tag = any(p.path is not None for p in self.parts)
+        # the fast path (``JsonDecoder._fast``): what can be looked up per reading with one
+        # dict access, and per-message work done once per message
+        self.value_key = _one_key(self.value)
+        paths = [p.path for p in self.parts if p.path is not None]
+        self.tag_key = _one_key(paths[0]) if len(paths) == 1 else None
+        self.fast = (
+            self.array is not None
+            and self.value_key is not None
+            and (self.timestamp is None or self.timestamp[0])
+            and (self.quality is None or self.quality[0])
+            and (not self.item_dependent_tag or self.tag_key is not None)
+        )
+        self.tags: dict[str, dict[str | tuple[type, int], str]] = {}
+        """topic -> tag field value -> tag: templates are expanded and checked once per shape."""
 
     def tag(self, topic: str, levels: list[str], root: Any, item: Any) -> str:
         if self.fixed_tag is not None:
@@ -157,6 +171,15 @@ class _Compiled:
         if not tag or tag.startswith("/") or tag.endswith("/") or "//" in tag:
             raise DecodeError("tag", f"tag {tag!r} from the template is not a valid tag name")
         return tag
+
+
+def _one_key(path: Path) -> str | None:
+    """The key of a relative one-step path (``value``, ``signal``), else None."""
+    absolute, steps = path
+    return steps[0] if not absolute and len(steps) == 1 and isinstance(steps[0], str) else None
+
+
+_TAG_CACHE = 10_000  # topics, and field values per topic, whose expanded tags are remembered
 
 
 def _value(v: Any, where: str) -> float:
@@ -260,6 +283,11 @@ class JsonDecoder:
                 raise DecodeError("path", f"no {_show(c.array)} in the message") from None
             if not isinstance(items, list):
                 raise DecodeError("path", f"{_show(c.array)} is a {type(items).__name__}, not a list")
+            if c.fast:
+                try:
+                    return self._fast(c, topic, levels, root, items, received_ns)
+                except (DecodeError, LookupError, TypeError):
+                    pass  # the general loop below names the reading and the cause
         else:
             items = [root]
         fixed_tag = None if c.item_dependent_tag else c.tag(topic, levels, root, root)
@@ -287,4 +315,47 @@ class JsonDecoder:
                     raise DecodeError("path", f"{where}: no quality at {_show(c.quality)}") from None
                 quality = _quality(q_raw, where)
             out.append(Sample(ts, tag, value, quality))
+        return out
+
+    def _fast(  # noqa: PLR0917 (a private hot path: positional on purpose)
+        self, c: _Compiled, topic: str, levels: list[str], root: Any, items: list[Any], received_ns: int
+    ) -> list[Sample]:
+        """Arrays of flat readings: timestamp and quality once per message, the value by one
+        key, the tag from a per-topic cache of expanded templates. Raises on anything unusual
+        and the caller falls back to the general loop, which reports it exactly."""
+        ts = received_ns
+        if c.timestamp is not None:
+            ts = _timestamp(_walk(c.timestamp, root, root), c.ts_format, "message")
+        quality = Quality.GOOD
+        if c.quality is not None:
+            quality = _quality(_walk(c.quality, root, root), "message")
+        vkey = c.value_key
+        assert vkey is not None
+        out: list[Sample] = []
+        append = out.append
+        if not c.item_dependent_tag:
+            tag = c.tag(topic, levels, root, root)
+            for item in items:
+                raw = item[vkey]
+                value = raw if type(raw) is float and raw - raw == 0.0 else _value(raw, "")
+                append(Sample(ts, tag, value, quality))
+            return out
+        tkey = c.tag_key
+        assert tkey is not None
+        tags = c.tags.get(topic)
+        if tags is None:
+            if len(c.tags) >= _TAG_CACHE:
+                c.tags.clear()  # bounded: a flood of one-off topics only costs re-expansion
+            tags = c.tags[topic] = {}
+        for item in items:
+            field = item[tkey]
+            key: str | tuple[type, int] = field if type(field) is str else (type(field), field)
+            known = tags.get(key)
+            if known is None:
+                known = c.tag(topic, levels, root, item)
+                if len(tags) < _TAG_CACHE:
+                    tags[key] = known
+            raw = item[vkey]
+            value = raw if type(raw) is float and raw - raw == 0.0 else _value(raw, "")
+            append(Sample(ts, known, value, quality))
         return out

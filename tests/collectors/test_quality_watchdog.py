@@ -11,13 +11,13 @@ from typing import Any
 
 from collector_helpers import RecordingSink
 
-from plantpulse.collectors.base import QualitySink
+from plantpulse.collectors.base import Sink
+from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.quality import TagIntervals
-from plantpulse.collectors.registry import KINDS, build_runner
+from plantpulse.collectors.registry import KINDS, _per_tag, build_runner
 from plantpulse.collectors.runner import CollectorRunner
 from plantpulse.config import OpcUaSource
-from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.samples import Quality, Sample
 
 S = 1_000_000_000
@@ -47,7 +47,7 @@ class Feeder:
     def __init__(self) -> None:
         self.batches: asyncio.Queue[list[Sample]] = asyncio.Queue()
 
-    async def run(self, sink: QualitySink) -> None:
+    async def run(self, sink: Sink) -> None:
         while True:
             await sink.put(await self.batches.get())
 
@@ -84,8 +84,9 @@ async def test_watchdog_marks_once_per_outage_and_rearms(sink: RecordingSink) ->
 async def test_known_tags_that_never_report_go_stale(sink: RecordingSink) -> None:
     vt = VirtualTime()
     runner = CollectorRunner(
-        Feeder(), sink, tags=["line1/c/z"], stale_after={"line1/c/z": S}, sleep=vt.sleep, wallclock=vt.wallclock
-    )
+        Feeder(), sink, tags=["line1/c/z"], stale_after={"line1/c/z": S},
+        sleep=vt.sleep, wallclock=vt.wallclock,
+    )  # fmt: skip
     task = asyncio.create_task(runner.run())
     try:
         await sink.wait_for(lambda s: bool(s.markers))
@@ -131,7 +132,8 @@ def test_stale_after_per_tag_and_per_subscription() -> None:
         assert resolve is not None
         intervals = resolve(cfg)
         assert {tag: intervals(tag) for tag in expected} == expected, kind
-    assert not KINDS["modbus"].stale_after(_config("modbus", tcp={"host": "p"}, tags=[{"name": "a/b", "address": 0}]))  # type: ignore[misc]
+    unwatched = _config("modbus", tcp={"host": "p"}, tags=[{"name": "a/b", "address": 0}])
+    assert not _per_tag(unwatched)  # no stale_after anywhere: the runner keeps no watchdog
 
 
 async def test_build_runner_wires_the_watchdog_and_historical(sink: RecordingSink) -> None:

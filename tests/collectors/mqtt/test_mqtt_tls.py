@@ -61,7 +61,9 @@ def _cert(
     )
     if not ca:
         b = b.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
     return b.sign(signer, hashes.SHA256())
@@ -145,7 +147,8 @@ async def publish_tls(b: Bench, topic: str, value: float) -> None:
     await asyncio.to_thread(pub.connect, "127.0.0.1", b.tls_port)
     pub.loop_start()
     try:
-        await asyncio.to_thread(pub.publish(topic, json.dumps({"v": value}).encode(), qos=1).wait_for_publish, 5)
+        info = pub.publish(topic, json.dumps({"v": value}).encode(), qos=1)
+        await asyncio.to_thread(info.wait_for_publish, 5)
     finally:
         pub.disconnect()
         pub.loop_stop()
@@ -156,8 +159,12 @@ async def receive_one(b: Bench, src: MqttSource, topic: str) -> RecordingSink:
     collector = MqttCollector(src)
     task = asyncio.create_task(collector.run(sink))
     try:
-        async with asyncio.timeout(10):
-            await collector.subscribed.wait()
+        subscribed = asyncio.create_task(collector.subscribed.wait())
+        await asyncio.wait((task, subscribed), timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        subscribed.cancel()
+        if task.done():
+            task.result()  # raises what ended the connection
+        assert collector.subscribed.is_set()
         await publish_tls(b, f"{topic}/a", 42.0)
         await sink.wait_for(lambda s: bool(s.samples))
     finally:
