@@ -232,21 +232,7 @@ class PostgresStore:
         """Connect and migrate; idempotent. Raises StoreUnavailable when the server is unreachable."""
         if self._pool is not None:
             return
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self._cfg.pool_size,
-            open=False,
-            timeout=self._timeout,
-            kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
-            name="plantpulse",
-        )
-        try:
-            await pool.open(wait=True, timeout=self._timeout)
-        except psycopg.OperationalError as e:
-            await pool.close()
-            raise StoreUnavailable(f"PostgreSQL at {self._where} is unavailable: {_first_line(e)}") from e
+        pool = await open_pool(self._conninfo, self._cfg.pool_size, self._timeout, "plantpulse", self._where)
         self._pool = pool
         try:
             async with self._conn() as conn:
@@ -613,6 +599,29 @@ def _alert_from_row(r: Sequence[Any]) -> Alert:
         shelved_until=_opt_ns(r[14]),
         shelve_reason=r[15],
     )
+
+
+async def open_pool(
+    conninfo: str, size: int, wait: float, name: str, where: str
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """An autocommit pool with at least one live connection, or StoreUnavailable (no password
+    in the message: ``where`` is host:port)."""
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=size,
+        open=False,
+        timeout=wait,
+        kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
+        name=name,
+    )
+    try:
+        await pool.open(wait=True, timeout=wait)
+    except psycopg.OperationalError as e:
+        await pool.close()
+        raise StoreUnavailable(f"PostgreSQL {name} at {where} is unavailable: {_first_line(e)}") from e
+    return pool
 
 
 def _first_line(e: BaseException) -> str:

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from plantpulse.errors import StoreError, StoreUnavailable
 from plantpulse.notifier.outbox import Change, Delivery, Loaded, OutboxRow, Saved
-from plantpulse.store.postgres import _expand_env, _host_port
+from plantpulse.store.postgres import _expand_env, _host_port, open_pool
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS notify_state (
@@ -115,20 +115,9 @@ class PostgresOutbox:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self._pool_size,
-            open=False,
-            timeout=self._timeout,
-            kwargs={"autocommit": True},
-            name="plantpulse-outbox",
+        pool = await open_pool(
+            self._conninfo, self._pool_size, self._timeout, "plantpulse-outbox", self._where
         )
-        try:
-            await pool.open(wait=True, timeout=self._timeout)
-        except psycopg.OperationalError as e:
-            await pool.close()
-            raise StoreUnavailable(f"PostgreSQL outbox at {self._where} is unavailable: {e}") from e
         self._pool = pool
         try:
             async with self._tx() as conn:
