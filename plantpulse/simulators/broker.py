@@ -10,6 +10,7 @@ persistence, no ``$SYS`` publisher: a test-bench broker, not a production one (u
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -56,10 +57,16 @@ class EmbeddedBroker(Service):
         if broker is not None:
             # amqtt's shutdown leaves the server side of still-open connections to the garbage
             # collector (ResourceWarning); close them first (private: amqtt has no public API)
-            for _, handler in list(getattr(broker, "_sessions", {}).values()):
-                writer = getattr(handler, "writer", None)
-                if writer is not None:
-                    with contextlib.suppress(OSError, ConnectionError, AttributeError, RuntimeError):
-                        await writer.close()
-            await broker.shutdown()
-            log.info("embedded MQTT broker on %s stopped", self.url)
+            try:
+                # bounded: amqtt 0.12 can wait forever on a client that never finishes closing
+                async with asyncio.timeout(5):
+                    for _, handler in list(getattr(broker, "_sessions", {}).values()):
+                        writer = getattr(handler, "writer", None)
+                        if writer is not None:
+                            with contextlib.suppress(OSError, ConnectionError, AttributeError, RuntimeError):
+                                await writer.close()
+                    await broker.shutdown()
+            except TimeoutError:
+                log.warning("embedded MQTT broker on %s did not stop within 5 s; abandoned", self.url)
+            else:
+                log.info("embedded MQTT broker on %s stopped", self.url)
