@@ -75,19 +75,26 @@ class Mosquitto:
             self.proc = await asyncio.create_subprocess_exec(
                 self.binary, "-c", str(self.conf), stdout=log, stderr=log
             )
+        # every listener's port opening is the readiness signal (TLS listeners open after the plain one)
+        ports = [
+            int(line.split()[1])
+            for line in self.conf.read_text().splitlines()
+            if line.startswith("listener ")
+        ]
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the port opening is the readiness signal
+        while ports and time.monotonic() < deadline:
             if self.proc.returncode is not None:
                 raise RuntimeError(f"mosquitto exited: {self.log.read_text(errors='replace')[-2000:]}")
             try:
-                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+                _, w = await asyncio.open_connection("127.0.0.1", ports[0])
             except OSError:
                 await asyncio.sleep(0.05)
                 continue
             w.close()
             await w.wait_closed()
-            return
-        raise RuntimeError("mosquitto did not start listening")
+            ports.pop(0)
+        if ports:
+            raise RuntimeError(f"mosquitto did not start listening on {ports}")
 
     async def stop(self) -> None:
         """SIGTERM: mosquitto saves its persistence file (sessions, queued QoS 1) on the way out."""
