@@ -16,6 +16,19 @@ def alert_id(rule: str, tag: str, raised_at: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{rule}\x00{tag}\x00{raised_at}"))
 
 
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Summary of a tag's good samples over the rule's ``for`` window before a raise: it travels
+    with the raise event from the pipeline, which held those samples a moment before."""
+
+    first: float
+    last: float
+    min: float
+    max: float
+    n: int
+    window: int  # ns
+
+
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 
@@ -34,10 +47,17 @@ class AlertEvent:
     message: str
     notify: str | None = None
     window: int = 0  # the rule's ``for`` (ns): the span a message's trend summary covers
+    trend: Trend | None = None  # raises only: the tag over ``window`` before ``raised_at``
 
     @property
     def alert_id(self) -> str:
         return alert_id(self.rule, self.tag, self.raised_at)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AlertEvent:
+        """The inverse of ``dataclasses.asdict`` (spool records, Kafka messages)."""
+        t = d.get("trend")
+        return cls(**{**d, "trend": Trend(**t) if t is not None else None})
 
     @property
     def asset(self) -> str:

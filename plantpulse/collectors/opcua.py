@@ -396,5 +396,3 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
     return str(e) or type(e).__name__
-
-

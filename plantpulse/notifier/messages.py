@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from plantpulse.alerts import Trend
 from plantpulse.notifier.escalation import SendKind
 from plantpulse.people.schema import TEMPLATE_FIELDS, Language, Templates, template_fields
 from plantpulse.timefmt import NS_PER_S, format_duration
@@ -70,18 +71,6 @@ DEFAULTS: dict[Language, Templates] = {
         ),
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Trend:
-    """Summary of the samples over the rule's ``for`` window."""
-
-    first: float
-    last: float
-    min: float
-    max: float
-    n: int
-    window: int  # ns
 
 
 def trend(values: Sequence[float], window: int) -> Trend | None:

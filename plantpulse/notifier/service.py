@@ -43,12 +43,12 @@ from typing import Any, Literal, Protocol
 
 import apprise
 
-from plantpulse.alerts import Alert, AlertEvent, JournalAction, JournalEntry
+from plantpulse.alerts import Alert, AlertEvent, JournalAction, JournalEntry, Trend
 from plantpulse.errors import StoreError
 from plantpulse.notifier import escalation as esc
 from plantpulse.notifier.flood import Deliver, FloodControl
 from plantpulse.notifier.links import link, new_nonce, sign
-from plantpulse.notifier.messages import AlertMessage, Trend, render, render_digest
+from plantpulse.notifier.messages import AlertMessage, render, render_digest
 from plantpulse.notifier.messages import trend as summarize
 from plantpulse.notifier.outbox import Change, Delivery, Outbox, OutboxRow
 from plantpulse.people.roster import Roster

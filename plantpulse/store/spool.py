@@ -300,7 +300,7 @@ def encode_alerts(events: Sequence[AlertEvent], on_shift: dict[str, dict[str, li
 
 def decode_alerts(body: bytes) -> tuple[list[AlertEvent], dict[str, dict[str, list[str]]] | None]:
     doc = json.loads(body)
-    return [AlertEvent(**e) for e in doc["events"]], doc["on_shift"]
+    return [AlertEvent.from_dict(e) for e in doc["events"]], doc["on_shift"]
 
 
 def encode_journal(entries: Sequence[JournalEntry]) -> bytes:
