@@ -54,7 +54,7 @@ async def run_pipeline(
     stop = stop or asyncio.Event()
     tags = TagRegistry(t.name for src in plant.sources for t in src.tags)
     store = open_store(plant.store)
-    writer = SpoolWriter(store, plant.store.spool)
+    writer = SpoolWriter(store, plant.store.spool_config)
     await writer.start()
     infos = [
         TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description)

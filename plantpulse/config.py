@@ -8,6 +8,7 @@ any I/O, each as ``FILE:LINE:COL: where: what``.
 from __future__ import annotations
 
 import glob
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -110,9 +111,14 @@ class TimescaleConfig(StrictModel):
 
 
 class SpoolConfig(StrictModel):
-    """The durable local spool that carries writes through store outages (docs/storage.md)."""
+    """The durable local spool that carries writes through store outages (docs/storage.md).
 
-    dir: Path = Field(Path("plantpulse-spool"), description="directory of the spool segments")
+    Its directory is also the process's local state: the notifier's outbox and the engine's
+    snapshot live next to the segments, so one directory belongs to exactly one plant."""
+
+    dir: Path | None = Field(
+        None, description="directory of the spool segments; default: derived from the store URL"
+    )
     max_bytes: int = Field(1 << 30, ge=1 << 20, description="samples are refused (and counted) beyond this")
     segment_bytes: int = Field(16 << 20, ge=1 << 16, description="size at which a new segment file starts")
     fsync: bool = Field(True, description="fsync every record before acknowledging it")
@@ -124,6 +130,36 @@ class StoreConfig(StrictModel):
     connect_timeout: Duration = Field(5_000_000_000, description="how long a connection attempt may take")
     timescale: TimescaleConfig = TimescaleConfig()
     spool: SpoolConfig = SpoolConfig()
+
+    @property
+    def state_dir(self) -> Path:
+        """The spool directory: samples on their way to the store, the outbox, engine state."""
+        return self.spool.dir if self.spool.dir is not None else default_state_dir(self.url)
+
+    @property
+    def spool_config(self) -> SpoolConfig:
+        """``spool`` with its directory resolved (what ``SpoolWriter`` takes)."""
+        return self.spool.model_copy(update={"dir": self.state_dir})
+
+
+def default_state_dir(url: str) -> Path:
+    """Where a store's spool lives unless ``store.spool.dir`` says: ``plant.db`` ->
+    ``plant.db.spool/`` beside the database file; PostgreSQL -> ``postgresql-HOST-PORT-DB.spool/``
+    in the working directory. Two plants with different stores never share a spool."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() == "sqlite":
+        from plantpulse.store.sqlite import parse_sqlite_url
+
+        path = parse_sqlite_url(url)
+        if path == ":memory:":
+            return Path("plantpulse-memory.spool")
+        file = Path(path)
+        return file.with_name(file.name + ".spool")
+    hostpart = rest.rpartition("@")[2]
+    hostport, _, dbname = hostpart.partition("/")
+    host, _, port = hostport.partition(":")
+    name = f"{scheme.lower()}-{host or 'localhost'}-{port or 5432}-{dbname.partition('?')[0] or 'postgres'}"
+    return Path(re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".spool")
 
 
 class NotificationsConfig(StrictModel):

@@ -16,7 +16,7 @@ from plantpulse import yamlsrc
 from plantpulse.api.config import ApiConfig
 from plantpulse.app import run_pipeline
 from plantpulse.commands import _print_alert, _print_summary
-from plantpulse.config import NotificationsConfig, PlantConfig, Site, SpoolConfig, StoreConfig
+from plantpulse.config import NotificationsConfig, PlantConfig, Site, StoreConfig
 from plantpulse.notifier.receiver import PushReceiver, Received
 from plantpulse.people.schema import TeamConfig
 from plantpulse.rules.loader import load_rule_files
@@ -58,7 +58,7 @@ async def run_demo(
         plant = PlantConfig(
             site=Site(name="demo welding shop", timezone="Asia/Shanghai"),
             sources=line.sources(),
-            store=StoreConfig(url=store_url, spool=SpoolConfig(dir=Path("plantpulse-demo-spool"))),
+            store=StoreConfig(url=store_url),
             notifications=NotificationsConfig(urls=[receiver.url]),
             team=_team(receiver.url),
             api=ApiConfig(listen=listen, token=secrets.token_urlsafe(24)),

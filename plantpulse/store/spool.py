@@ -350,6 +350,8 @@ class SpoolWriter:
         after_commit: Callable[[str], None] | None = None,
     ) -> None:
         cfg = config or SpoolConfig()
+        if cfg.dir is None:
+            raise ValueError("SpoolWriter needs a spool directory (StoreConfig fills it in from the URL)")
         self.store = store
         self.spool = Spool(cfg.dir, cfg.max_bytes, cfg.segment_bytes, cfg.fsync)
         self._open_store = open_store
