@@ -18,6 +18,8 @@ _UNITS = {
     "d": 86400 * NS_PER_S,
 }
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
+MAX_DURATION = 36_500 * _UNITS["d"]
+"""100 years: any duration longer is a typo, and added to a timestamp it must still fit int64 ns."""
 
 
 def parse_duration(text: str | int | float) -> int:
@@ -27,17 +29,33 @@ def parse_duration(text: str | int | float) -> int:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return round(text * NS_PER_S)
+        return _bounded(text * NS_PER_S, text)
     s = text.strip()
     pos, total = 0, 0
     for m in _DURATION.finditer(s):
         if m.start() != pos:
             break
-        total += round(float(m.group(1)) * _UNITS[m.group(2)])
+        number, unit = m.group(1), _UNITS[m.group(2)]
+        if len(number) > 30:  # no duration needs more digits; int() would refuse thousands
+            raise _too_long(text)
+        total += _bounded(float(number) * unit if "." in number else int(number) * unit, text)
         pos = m.end()
     if pos == 0 or pos != len(s):
         raise ValueError(f"invalid duration {text!r}: write it like 500ms, 3s, 2m or 1h")
-    return total
+    return _bounded(total, text)
+
+
+def _too_long(text: str | int | float) -> ValueError:
+    shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "…"
+    return ValueError(f"duration {shown!r} is longer than 100 years (36500d)")
+
+
+def _bounded(ns: float, text: str | int | float) -> int:
+    if ns != ns:  # noqa: PLR0124 (NaN)
+        raise ValueError("a duration is a number, not NaN")
+    if not ns <= MAX_DURATION:  # also infinity
+        raise _too_long(text)
+    return round(ns)
 
 
 def format_duration(ns: int) -> str:

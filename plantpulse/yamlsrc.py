@@ -5,6 +5,12 @@ mapped back here to the line and column of the offending key, so every problem p
 ``FILE:LINE:COL: where: what`` (Prometheus' rulefmt and Home Assistant do the same).
 ``${VAR}`` in scalar values is replaced from the environment when asked to; a missing
 variable is a problem at that scalar, never an empty string.
+
+Files are read as hostile (docs/configuration.md, "Limits"): at most ``MAX_BYTES``, nested at
+most ``MAX_DEPTH`` deep, and anchors may be reused but their aliases may add at most
+``MAX_ALIAS_NODES`` nodes in all, so a "billion laughs" is refused while it is still a small
+graph, before anything is expanded. Every limit, and every scalar YAML cannot construct
+(``2026-13-45``, ``!!float abc``, an unknown tag), is a problem at its line and column.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -25,6 +31,15 @@ Path_ = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+MAX_BYTES = 4 << 20
+"""A config, rule, scenario or test file is at most 4 MiB (about 50,000 tags in a plant.yaml)."""
+MAX_DEPTH = 64
+"""Mappings and lists nest at most this deep, counted through aliases."""
+MAX_ALIAS_NODES = 10_000
+"""Nodes that aliases (``*name``) may add to one file, all aliases together."""
+INT_RANGE = (-(1 << 63), (1 << 63) - 1)
+"""Integers are 64-bit: every count, address and duration plantpulse keeps fits in one."""
 
 
 @dataclass
@@ -37,6 +52,9 @@ class Document:
     problems: list[Problem] = field(default_factory=list)
     """Problems found while loading (duplicate keys, unset ``${VAR}``); ``validate`` reports
     them together with the schema's, so a user sees everything in one run."""
+    unreadable: set[Path_] = field(default_factory=set)
+    """Paths of scalars refused while loading (kept as None); the schema's complaints about
+    them are dropped, as the loading problem already says what is wrong there."""
 
     def position(self, path: Path_) -> tuple[int, int]:
         """Position of the deepest existing prefix of ``path`` (the key, for mappings)."""
@@ -68,8 +86,56 @@ class Document:
         return tuple(path)
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """A limit was exceeded at ``problem_mark``; reported as is, not as a syntax error."""
+
+
 class _Loader(yaml.SafeLoader):
-    """The safe YAML dialect; mappings are built by ``_build`` so duplicate keys are caught."""
+    """The safe YAML dialect; mappings are built by ``_build`` so duplicate keys are caught.
+
+    Composition is where aliases would multiply, so it is measured here: every composed node
+    gets its expanded (size, height), an alias adds its target's size to a running total, and
+    the first node past a limit stops the load at its own position. Composing never expands:
+    an alias is the target node itself, so the measure costs one entry per written node."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliased = 0
+        self._measure: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, height)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark = cast(yaml.Mark, event.start_mark)  # the pure-Python loader's own Mark
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            measured = self._measure.get(id(node))
+            if measured is None:
+                raise _Refused(None, None, f"alias *{event.anchor} refers to a node that contains it", mark)
+            size, height = measured
+            self._aliased += size
+            if self._aliased > MAX_ALIAS_NODES:
+                raise _Refused(
+                    None, None, f"aliases expand to more than {MAX_ALIAS_NODES} nodes in this file", mark
+                )
+            if self._depth + height > MAX_DEPTH:
+                raise _Refused(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep (through *{event.anchor})", mark
+                )
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        parts = [self._measure[id(c)] for c in children]
+        self._measure[id(node)] = (1 + sum(p[0] for p in parts), 1 + max((p[1] for p in parts), default=0))
+        return node
 
 
 _CONSTRUCTOR = _Loader("")
@@ -79,25 +145,46 @@ def load(path: str | Path, *, interpolate_env: bool = False, text: str | None = 
     """Parse one YAML file. A syntax error raises ConfigError at its spot; duplicate keys and
     unset variables are kept in ``Document.problems`` for ``validate`` to report with the rest."""
     file = str(path)
+    too_big = Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES >> 20} MiB")
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = _read_bounded(path)
+            if raw is None:
+                raise ConfigError([too_big])
+            text = raw.decode("utf-8")
         except OSError as e:
             raise ConfigError([Problem(file, 1, 1, "", f"cannot read file: {e.strerror}")]) from None
         except UnicodeDecodeError as e:
             raise ConfigError([Problem(file, 1, 1, "", f"not UTF-8: {e.reason}")]) from None
+    elif len(text) > MAX_BYTES or len(text.encode("utf-8")) > MAX_BYTES:
+        raise ConfigError([too_big])
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError([Problem(file, line, col, "", f"YAML syntax: {e.problem}")]) from None
+        what = str(e.problem) if isinstance(e, _Refused) else f"YAML syntax: {e.problem}"
+        raise ConfigError([Problem(file, line, col, "", what)]) from None
     doc = Document(file, None)
     if node is not None:
         doc.data = _build(node, (), doc, doc.problems, interpolate_env)
     # name the rule ("rule weld-current-deviation") now that the whole document is known
     doc.problems = [replace(p, where=_describe(doc, _path_of(p.where))) for p in doc.problems]
     return doc
+
+
+def _read_bounded(path: str | Path) -> bytes | None:
+    """The file's bytes, or None past MAX_BYTES: never more is read (a pipe or /dev/zero ends too)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size > MAX_BYTES:
+            return None
+        chunks, total = [], 0
+        while chunk := f.read(1 << 16):
+            total += len(chunk)
+            if total > MAX_BYTES:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _path_of(where: str) -> Path_:
@@ -121,10 +208,35 @@ def _build(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem],
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, problems, env) for i, item in enumerate(node.value)]
-    value = _CONSTRUCTOR.construct_object(node)
+    value, refused = _scalar(node)
+    if refused is not None:
+        line, col = doc.positions[path]  # the key, for a mapping's value
+        problems.append(Problem(doc.file, line, col, _where(path), refused))
+        doc.unreadable.add(path)
+        return None
     if env and isinstance(value, str) and "${" in value:
         value = _interpolate(value, path, doc, problems, pos)
     return value
+
+
+_OUT_OF_RANGE = "integer out of range (64 bits at most; write a float such as 1e30 for a larger number)"
+
+
+def _scalar(node: yaml.Node) -> tuple[Any, str | None]:
+    """(value, None), or (None, why) for a scalar YAML cannot construct or an oversized integer."""
+    try:
+        value = _CONSTRUCTOR.construct_object(node)
+    except yaml.MarkedYAMLError as e:
+        return None, str(e.problem)
+    except (ValueError, OverflowError) as e:
+        if node.tag == "tag:yaml.org,2002:int":
+            return None, _OUT_OF_RANGE  # more digits than Python converts
+        text = str(node.value)
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        return None, f"cannot read {shown!r} as {node.tag.rpartition(':')[2]}: {e}"
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        return None, _OUT_OF_RANGE
+    return value, None
 
 
 def _interpolate(
@@ -162,6 +274,8 @@ def problems_from(error: ValidationError, doc: Document, prefix: Path_ = ()) -> 
     for err in error.errors(include_url=False):
         loc = (*prefix, *err["loc"])
         path = doc.resolve(loc)
+        if path in doc.unreadable:
+            continue
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"

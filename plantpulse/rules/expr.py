@@ -5,6 +5,10 @@ Text is parsed with ``ast.parse`` only and every node is checked against a white
 including chains, ``and``/``or``/``not``, parentheses); nothing is ever passed to ``eval`` or
 ``compile``. The tree is turned into nested closures over numpy arrays, so one call evaluates
 the expression at every evaluation point of a batch.
+
+Expressions come from files anyone may hand in, and both compiling and evaluating recurse
+over the tree, so size is bounded before either (docs/rules.md): at most ``MAX_CHARS``
+characters and ``MAX_DEPTH`` levels of nesting, and every number must be a finite float64.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ Fn = Callable[[Env], Arr]
 Type = Literal["num", "bool"]
 
 FUNCTIONS = ("abs", "min", "max")
+MAX_CHARS = 1000
+MAX_DEPTH = 64
+"""Levels of nesting: each operator, call, comparison or ``not`` adds one, so a chain of
+additions ``a + b + c`` is as deep as it has terms."""
 
 
 class ExprError(ValueError):
@@ -69,15 +77,32 @@ _CMP: dict[type[ast.cmpop], Callable[[Arr, Arr], Arr]] = {
 
 def parse(text: str) -> Expr:
     """Check and compile ``text``; raises ExprError with a column on the first problem."""
+    if len(text.strip()) > MAX_CHARS:
+        raise ExprError(f"the expression is longer than {MAX_CHARS} characters; split it into several rules")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         raise ExprError(f"syntax error: {e.msg}", e.offset or 1) from None
+    except (RecursionError, MemoryError):  # the parser's own stack: only for absurd nesting
+        raise ExprError(f"nested more than {MAX_DEPTH} levels deep") from None
+    _check_depth(tree.body)
     names: list[str] = []
     fn, typ = _compile(tree.body, names)
     if typ != "bool":
         raise ExprError("the expression must be a condition (a comparison, and/or/not), not a number")
     return Expr(text, tuple(names), fn)
+
+
+def _check_depth(root: ast.expr) -> None:
+    """Iteratively, so that measuring a deep tree cannot itself overflow the stack."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExprError(f"nested more than {MAX_DEPTH} levels deep", _col(node))
+        stack.extend(
+            (child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)
+        )
 
 
 def _col(node: ast.AST) -> int:
@@ -88,7 +113,12 @@ def _compile(node: ast.AST, names: list[str]) -> tuple[Fn, Type]:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise ExprError(f"only numbers are allowed as constants, not {node.value!r}", _col(node))
-        const = np.float64(node.value)
+        try:
+            const = np.float64(node.value)
+        except OverflowError:
+            const = np.float64(np.inf)
+        if not np.isfinite(const):
+            raise ExprError("number out of range (a float64: at most about 1.8e308)", _col(node))
         return (lambda env: const), "num"  # type: ignore[return-value]
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:

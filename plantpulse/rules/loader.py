@@ -69,6 +69,8 @@ def _load_doc(doc: yamlsrc.Document, problems: list[Problem], first_seen: dict[s
         except ValidationError as e:
             problems.extend(yamlsrc.problems_from(e, doc, prefix=path))
             continue
+        if any(bad[: len(path)] == path for bad in doc.unreadable):
+            continue  # a value YAML could not read is already reported; nothing to compile
         where = f"rule {spec.id}"
         found: list[Problem] = []
 
@@ -96,6 +98,9 @@ def _load_doc(doc: yamlsrc.Document, problems: list[Problem], first_seen: dict[s
 
 def _compile(spec: RuleSpec, raw: Mapping[str, Any], bad: Any) -> Rule | None:
     present = [k for k in raw if k in CONDITION_KEYS]
+    if (empty := next((k for k in present if raw[k] is None), None)) is not None:
+        bad((empty,), f"{empty} needs a value")
+        return None
     if not present:
         bad((), "a rule needs one condition: " + ", ".join(CONDITION_KEYS))
         return None
