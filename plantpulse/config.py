@@ -8,6 +8,7 @@ any I/O, each as ``FILE:LINE:COL: where: what``.
 from __future__ import annotations
 
 import glob
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,7 @@ from plantpulse.api.config import ApiConfig
 from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.errors import ConfigError, Problem
+from plantpulse.notifier.links import env_secret_problem
 from plantpulse.people.schema import TeamConfig
 from plantpulse.schema import Duration, StrictModel
 
@@ -218,6 +220,9 @@ def load_config(path: str | Path) -> LoadedConfig:
     base = Path(path).resolve().parent
     files: list[Path] = []
     problems: list[Problem] = []
+    secret = plant.team.links.secret
+    if (why := env_secret_problem(secret.get_secret_value() if secret else None, os.environ)) is not None:
+        problems.append(doc.problem(("team", "links"), why, "team.links"))  # run would fail on it
     for i, pattern in enumerate(plant.rules):
         matches = sorted(glob.glob(str(base / pattern)))
         if not matches:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -57,6 +58,8 @@ _TEXT: dict[Language, dict[str, str]] = {
         "expired": "This link has expired. Acknowledge on the board instead.",
         "used": "This link has been used already.",
         "unknown": "No such alert.",
+        "invalid": "The comment contains a character that is not allowed (a control character). "
+        "Remove it and try again; the link is still valid.",
     },
     "zh": {
         "title": "确认报警",
@@ -69,8 +72,29 @@ _TEXT: dict[Language, dict[str, str]] = {
         "expired": "此链接已过期,请在看板上确认。",
         "used": "此链接已使用过。",
         "unknown": "没有这条报警。",
+        "invalid": "备注中有不允许的字符(控制字符)。请删除后重试,链接仍然有效。",
     },
 }
+
+
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (C0 but tab, LF and CR; DEL; C1) and lone surrogates: never part of a
+name or a comment, and a NUL is refused by PostgreSQL's text type."""
+
+
+def text_problem(fields: Mapping[str, object]) -> str | None:
+    """The first field whose text holds a character ``_NOT_TEXT`` refuses, as a message.
+
+    Checked at the top of every handler that writes people's text, before a link's one-time
+    nonce is spent, so a bad request changes nothing and the link can be used again."""
+    for name, value in fields.items():
+        m = _NOT_TEXT.search(value) if isinstance(value, str) else None
+        if m is not None:
+            return (
+                f"{name}: character U+{ord(m.group()):04X} is not allowed"
+                " (no control characters; tab and newline are fine)"
+            )
+    return None
 
 
 def _alert_json(a: Alert, now: int) -> dict[str, Any]:
@@ -187,6 +211,10 @@ class Api:
         return self._page(lang, 200, info + form)
 
     async def ack_link(self, request: Request) -> Response:
+        comment, problem = await self._comment(request)
+        if problem is not None:  # before the nonce is looked at: the link stays usable
+            lang = self._lang(request, None)
+            return self._page(lang, 400, f"<p>{html.escape(_TEXT[lang]['invalid'])}</p>")
         token = request.path_params["token"]
         v = await self._verdict(token)
         person = v.claims.person if v.claims is not None else None
@@ -194,7 +222,6 @@ class Api:
         t = _TEXT[lang]
         if not v.ok or v.claims is None:
             return self._page(lang, _STATUS[v.status], f"<p>{html.escape(t[v.status])}</p>")
-        comment = await self._comment(request)
         claims = v.claims
         if self.outbox is not None and not await self.outbox.use_nonce(
             claims.nonce, claims.alert_id, claims.person, self.clock.now()
@@ -208,7 +235,8 @@ class Api:
         return self._page(lang, 200, f"<p>{html.escape(t[key].format(by=alert.acked_by))}</p>")
 
     @staticmethod
-    async def _comment(request: Request) -> str | None:
+    async def _comment(request: Request) -> tuple[str | None, str | None]:
+        """(comment, problem) of a link's form or JSON body; a body that is not text is a problem."""
         raw = await request.body()
         ctype = request.headers.get("content-type", "")
         try:
@@ -216,11 +244,12 @@ class Api:
                 data = json.loads(raw or b"{}")
                 value = data.get("comment") if isinstance(data, dict) else None
             else:
-                values = parse_qs(raw.decode("utf-8")).get("comment")
+                values = parse_qs(raw.decode("utf-8"), errors="strict").get("comment")
                 value = values[0] if values else None
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return str(value)[:500] if value else None
+        except ValueError:  # UnicodeDecodeError included
+            return None, "comment: the request body is not UTF-8 form data or JSON"
+        comment = str(value)[:500] if value else None
+        return comment, text_problem({"comment": comment})
 
     async def _acknowledge(self, alert_id: str, by: str, comment: str | None, source: str) -> Alert | None:
         if self.notifier is not None:
@@ -274,6 +303,8 @@ class Api:
         data = await self._json(request)
         if data is None or not isinstance(data.get("by"), str) or not data["by"].strip():
             return JSONResponse({"error": 'body must be JSON with "by" (who acknowledges)'}, 400)
+        if (problem := text_problem({k: data.get(k) for k in ("by", "comment")})) is not None:
+            return JSONResponse({"error": problem}, 400)
         comment = data.get("comment")
         alert = await self._acknowledge(
             request.path_params["id"], data["by"].strip(), str(comment) if comment else None,
@@ -288,6 +319,8 @@ class Api:
         need = ("by", "reason", "duration")
         if data is None or any(not data.get(k) for k in need):
             return JSONResponse({"error": 'body must be JSON with "by", "reason" and "duration"'}, 400)
+        if (problem := text_problem({k: data.get(k) for k in ("by", "reason")})) is not None:
+            return JSONResponse({"error": problem}, 400)
         try:
             duration = parse_duration(data["duration"])
         except (ValueError, TypeError) as e:

@@ -57,17 +57,29 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def secret_problem(value: str, where: str) -> str | None:
+    """Why ``value`` cannot sign links (too short: a guessable key lets anyone acknowledge any
+    alert), or None. ``where`` names it for the user: ``"the secret"``, ``"$PLANTPULSE_ACK_SECRET"``."""
+    n = len(value.encode("utf-8"))
+    if n >= MIN_SECRET_BYTES:
+        return None
+    return f"{where} is {n} bytes; acknowledge links need a secret of at least {MIN_SECRET_BYTES} bytes"
+
+
+def env_secret_problem(configured: str | None, env: Mapping[str, str]) -> str | None:
+    """The problem ``secret_from`` would raise for a ``$PLANTPULSE_ACK_SECRET`` that is set but
+    too short while ``team.links.secret`` is not, so config checks refuse it before a start."""
+    value = env.get(ENV_SECRET, "")
+    return secret_problem(value, f"${ENV_SECRET}") if not configured and value else None
+
+
 def secret_from(configured: str | None, env: Mapping[str, str]) -> bytes:
-    """The HMAC key: ``team.links.secret`` or ``$PLANTPULSE_ACK_SECRET``; too short is an error,
-    because a guessable key lets anyone acknowledge any alert."""
+    """The HMAC key: ``team.links.secret`` or ``$PLANTPULSE_ACK_SECRET``; too short is an error."""
     value = configured if configured else env.get(ENV_SECRET, "")
-    key = value.encode("utf-8")
-    if len(key) < MIN_SECRET_BYTES:
-        raise ValueError(
-            f"acknowledge links need a secret of at least {MIN_SECRET_BYTES} bytes "
-            f"(team.links.secret or ${ENV_SECRET})"
-        )
-    return key
+    problem = secret_problem(value, "team.links.secret" if configured else f"${ENV_SECRET}")
+    if problem is not None:
+        raise ValueError(problem)
+    return value.encode("utf-8")
 
 
 def new_nonce() -> str:

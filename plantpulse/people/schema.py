@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from plantpulse.notifier.links import secret_problem
 from plantpulse.schema import Duration, StrictModel
 
 Language = Literal["zh", "en"]
@@ -281,11 +282,20 @@ class FloodConfig(StrictModel):
 
 
 class LinkConfig(StrictModel):
-    secret: SecretStr | None = Field(None, description="HMAC key; default: $PLANTPULSE_ACK_SECRET")
+    secret: SecretStr | None = Field(
+        None, description="HMAC key, at least 16 bytes; default: $PLANTPULSE_ACK_SECRET"
+    )
     ttl: Duration = Field(24 * 3600 * 10**9, description="how long an acknowledge link stays valid")
     base_url: str | None = Field(
         None, description="public URL of the acknowledge API, e.g. https://pp.example/ack"
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and (problem := secret_problem(v.get_secret_value(), "the secret")) is not None:
+            raise ValueError(problem)
+        return v
 
 
 TEMPLATE_FIELDS = frozenset(
