@@ -1,19 +1,21 @@
 """Who holds which role for which asset at a given instant: pure, DST-correct roster resolution.
 
-Shifts are written in site wall-clock time; each shift instance is mapped to UTC through
-zoneinfo (PEP 495, ``fold=0``), so on a daylight-saving night a 22:00-06:00 shift lasts 7 or
-9 real hours and consecutive shifts never overlap or leave a hole: the same wall time maps to
-the same instant for the shift that ends and the one that starts.
+Shifts are written in site wall-clock time; each shift instance is mapped to UTC by
+``wall_to_ns`` (a skipped time is the jump, a repeated one its first occurrence), so on a
+daylight-saving night a 22:00-06:00 shift lasts 7 or 9 real hours and consecutive shifts never
+overlap or leave a hole: the same wall time maps to the same instant for the shift that ends
+and the one that starts.
 
 Resolution for (asset, role, t):
 1. Walk the asset's ancestors, most specific first (``line1/weld01``, ``line1``, the site).
 2. At each level, take everyone its assignments give the role at ``t`` (named people, fixed
    crews, or the crew a rotation puts on the shift that covers ``t``; crew members count only
-   if they have the role), then apply the overrides in force (swap, cover-for, leave).
+   if they have the role), then apply the overrides in force by kind, never by file order:
+   swaps, then covers (chained), then leave removes whoever is away.
 3. The first level that leaves somebody wins; a level with nobody on duty at ``t`` falls
    through to its parent, so a day-shift specialist on one welder does not make that welder
    unstaffed at night.
-4. Covers with ``roles`` add their person on top for the subtree they name.
+4. Covers with ``roles`` add their person (unless away) on top for the subtree they name.
 """
 
 from __future__ import annotations
@@ -41,6 +43,48 @@ from plantpulse.timefmt import NS_PER_S
 def in_subtree(asset: str, root: str) -> bool:
     """Path containment: ``line1`` contains ``line1/weld01`` but not ``line10``."""
     return root in (ROOT, asset) or asset.startswith(root + "/")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc_s(dt: datetime) -> int:
+    return (dt.replace(microsecond=0) - _EPOCH) // timedelta(seconds=1)
+
+
+def wall_to_ns(local: datetime, zone: ZoneInfo) -> int:
+    """A naive wall-clock time in ``zone`` -> UTC ns, defined on both DST nights:
+
+    * a time the clock skips (02:30 on the spring-forward night) is the instant the clock jumps,
+      the first that exists after it (03:00), so whatever starts or ends at a skipped time does
+      so at the jump, and a shift that ends there meets the next one without a gap;
+    * a time the clock shows twice (02:30 on the fall-back night) is its first occurrence
+      (``fold=0``); an offset written by the user picks the other (see ``roster show --at``).
+    """
+    first = local.replace(tzinfo=zone, fold=0)
+    secs = _utc_s(first)
+    if datetime.fromtimestamp(secs, zone).replace(tzinfo=None) == local.replace(microsecond=0):
+        return secs * NS_PER_S + local.microsecond * 1000
+    # skipped: fold=0 read it with the offset before the jump (too late by the gap), fold=1 with
+    # the one after (too early); the jump lies between, where the offset changes
+    before, after = _utc_s(local.replace(tzinfo=zone, fold=1)), secs
+    offset = datetime.fromtimestamp(after, zone).utcoffset()
+    while after - before > 1:
+        mid = (before + after) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == offset:
+            after = mid
+        else:
+            before = mid
+    return after * NS_PER_S
+
+
+def _covering(name: str, covers: dict[str, list[str]], chain: tuple[str, ...]) -> list[str]:
+    """Who does ``name``'s duty: ``name``, or whoever covers for them, down the chain of covers
+    (a cover that leads back into the chain ends it, so a circle of covers still has somebody)."""
+    subs = [s for s in covers.get(name, []) if s not in chain]
+    if not subs:
+        return [name]
+    return [c for s in subs for c in _covering(s, covers, (*chain, s))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +117,11 @@ class Roster:
     # -- time -------------------------------------------------------------------------------
 
     def _wall_to_ns(self, day: date, minutes: int) -> int:
-        dt = datetime(day.year, day.month, day.day, minutes // 60, minutes % 60, tzinfo=self.zone)
-        return int(dt.timestamp()) * NS_PER_S
+        return wall_to_ns(datetime(day.year, day.month, day.day, minutes // 60, minutes % 60), self.zone)
 
     def to_ns(self, local: datetime) -> int:
-        """Site wall-clock (naive) -> UTC ns; a time DST skips moves forward, a repeated one is the first."""
-        dt = local.replace(tzinfo=self.zone, fold=0)
-        return int(dt.timestamp()) * NS_PER_S + dt.microsecond * 1000
+        """Site wall-clock (naive) -> UTC ns, read as ``wall_to_ns`` says."""
+        return wall_to_ns(local, self.zone)
 
     def local(self, at_ns: int) -> datetime:
         """UTC ns -> aware datetime in the site's zone."""
@@ -150,21 +192,30 @@ class Roster:
                     out.append(name)
         return out
 
-    def _substitute(self, names: list[str], asset: str, at_ns: int) -> list[str]:
-        for o, start, end in self._windows:
-            if not start <= at_ns < end:
-                continue
-            if isinstance(o, Leave):
-                names = [n for n in names if n != o.person]
-            elif isinstance(o, Swap) and self.contains(o.asset, asset):
+    def _in_force(self, at_ns: int) -> list[Leave | Cover | Swap]:
+        return [o for o, start, end in self._windows if start <= at_ns < end]
+
+    def _substitute(self, names: list[str], asset: str, overrides: list[Leave | Cover | Swap]) -> list[str]:
+        """Apply the overrides in force to one level's scheduled holders, independent of their
+        order in the file: swaps exchange scheduled duties, covers then replace whoever holds
+        a duty (following chains: C covers for B who covers for A), and leave removes a person
+        whatever brought them here."""
+        partners: dict[str, list[str]] = {}
+        covers: dict[str, list[str]] = {}
+        for o in overrides:
+            if isinstance(o, Swap) and self.contains(o.asset, asset):
                 a, b = o.people
-                names = [b if n == a else a if n == b else n for n in names]
+                partners.setdefault(a, []).append(b)
+                partners.setdefault(b, []).append(a)
             elif isinstance(o, Cover) and o.for_ is not None and self.contains(o.asset, asset):
-                names = [o.person if n == o.for_ else n for n in names]
-        return names
+                covers.setdefault(o.for_, []).append(o.person)
+        away = {o.person for o in overrides if isinstance(o, Leave)}
+        out = [c for n in names for p in partners.get(n, [n]) for c in _covering(p, covers, (p,))]
+        return [n for n in out if n not in away]
 
     def holders(self, asset: str, role: str, at_ns: int) -> list[str]:
         """Names holding ``role`` for ``asset`` at ``at_ns``, in config order, no duplicates."""
+        overrides = self._in_force(at_ns)
         names: list[str] = []
         for level in self.ancestors(asset):
             entries = self._by_level.get(level, {}).get(role)
@@ -173,15 +224,16 @@ class Roster:
             found: list[str] = []
             for a in entries:
                 found.extend(self._holders(a, role, at_ns))
-            found = self._substitute(found, asset, at_ns)
+            found = self._substitute(found, asset, overrides)
             if found:
                 names = found
                 break
-        for o, start, end in self._windows:
+        away = {o.person for o in overrides if isinstance(o, Leave)}
+        for o in overrides:
             if (
                 isinstance(o, Cover)
                 and role in o.roles
-                and start <= at_ns < end
+                and o.person not in away
                 and self.contains(o.asset, asset)
             ):
                 names.append(o.person)

@@ -202,9 +202,100 @@ def test_shift_starting_in_the_skipped_hour_starts_when_the_clock_resumes() -> N
         }
     )
     r = Roster(team, "Europe/Berlin")
-    # 02:30 does not exist on 2026-03-29; the shift starts at 03:00 CEST = 01:00Z... as 02:30 +01:00 = 01:30Z
-    assert r.holders("a", "operator", utc("2026-03-29 01:29:59")) == []
-    assert r.holders("a", "operator", utc("2026-03-29 01:30")) == ["x"]
+    # 02:30 does not exist on 2026-03-29: the shift starts at the jump, 03:00 CEST = 01:00Z
+    assert r.holders("a", "operator", utc("2026-03-29 00:59:59")) == []
+    assert r.holders("a", "operator", utc("2026-03-29 01:00")) == ["x"]
+
+
+SPLIT = {
+    "people": {"x": {"roles": ["operator"]}, "y": {"roles": ["operator"]}},
+    "shifts": {"evening": {"start": "18:00", "end": "02:30"}, "small": {"start": "02:30", "end": "10:00"}},
+    "assignments": [
+        {"roles": ["operator"], "people": ["x"], "shift": "evening"},
+        {"roles": ["operator"], "people": ["y"], "shift": "small"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("zone", "boundaries"),
+    [
+        # spring forward 02:00 CET -> 03:00 CEST: 02:30 is skipped, both shifts meet at the jump
+        ("Europe/Berlin", {"2026-03-29 00:59:59": "x", "2026-03-29 01:00": "y"}),
+        # fall back 03:00 CEST -> 02:00 CET: 02:30 happens twice, the boundary is the first one
+        ("Europe/Berlin", {"2026-10-25 00:29:59": "x", "2026-10-25 00:30": "y", "2026-10-25 01:30": "y"}),
+        ("Asia/Shanghai", {"2026-03-28 18:29:59": "x", "2026-03-28 18:30": "y"}),  # no DST
+        ("Asia/Shanghai", {"2026-10-24 18:29:59": "x", "2026-10-24 18:30": "y"}),
+    ],
+)
+def test_a_shift_boundary_at_a_skipped_or_repeated_time(zone: str, boundaries: dict[str, str]) -> None:
+    r = Roster(TeamConfig.model_validate(SPLIT), zone)
+    for when, who in boundaries.items():
+        assert r.holders("a", "operator", utc(when)) == [who], when
+
+
+@pytest.mark.parametrize(
+    ("zone", "local", "instant"),
+    [
+        ("Europe/Berlin", "2026-03-29 01:59:59", "2026-03-29 00:59:59"),
+        ("Europe/Berlin", "2026-03-29 02:00", "2026-03-29 01:00"),  # skipped: the jump
+        ("Europe/Berlin", "2026-03-29 02:30", "2026-03-29 01:00"),
+        ("Europe/Berlin", "2026-03-29 03:00", "2026-03-29 01:00"),
+        ("Europe/Berlin", "2026-10-25 02:30", "2026-10-25 00:30"),  # repeated: the first, CEST
+        ("Europe/Berlin", "2026-10-25 03:00", "2026-10-25 02:00"),
+        ("Asia/Shanghai", "2026-03-29 02:30", "2026-03-28 18:30"),
+        ("Asia/Shanghai", "2026-10-25 02:30", "2026-10-24 18:30"),
+    ],
+)
+def test_wall_times_on_dst_nights(zone: str, local: str, instant: str) -> None:
+    r = Roster(TeamConfig(), zone)
+    assert r.to_ns(datetime.fromisoformat(local)) == utc(instant)
+
+
+def team_with(overrides: list[dict[str, str]]) -> Roster:
+    return Roster(
+        TeamConfig.model_validate(
+            {
+                "people": {n: {"roles": ["operator"]} for n in ("A", "B", "C", "D")},
+                "assignments": [{"asset": "line1", "roles": ["operator"], "people": ["A"]},
+                                {"roles": ["operator"], "people": ["D"]}],  # the site level: D
+                "overrides": [{"from": "2026-12-01", "to": "2026-12-01", **o} for o in overrides],
+            }
+        )
+    )  # fmt: skip
+
+
+LEAVE_A = {"kind": "leave", "person": "A"}
+LEAVE_B = {"kind": "leave", "person": "B"}
+B_FOR_A = {"kind": "cover", "person": "B", "for": "A"}
+C_FOR_B = {"kind": "cover", "person": "C", "for": "B"}
+SWAP_AC = {"kind": "swap", "people": ["A", "C"]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "holders"),
+    [
+        ([LEAVE_A, B_FOR_A], ["B"]),  # the cover fills in for the person on leave
+        ([B_FOR_A, C_FOR_B], ["C"]),  # covers chain
+        ([LEAVE_A, B_FOR_A, C_FOR_B, LEAVE_B], ["C"]),
+        ([LEAVE_A, SWAP_AC], ["C"]),
+        ([LEAVE_A, B_FOR_A, LEAVE_B], ["D"]),  # the substitute is away too: the level falls through
+        ([B_FOR_A, {"kind": "cover", "person": "A", "for": "B"}], ["B"]),  # a circle still has somebody
+    ],
+)
+def test_overrides_give_the_same_holders_in_any_order(
+    overrides: list[dict[str, str]], holders: list[str]
+) -> None:
+    t = at("2026-12-01 12:00", team_with([]))
+    for order in (overrides, overrides[::-1]):
+        assert team_with(order).holders("line1/weld01", "operator", t) == holders, order
+
+
+def test_leave_also_removes_a_cover_with_roles() -> None:
+    cover = {"kind": "cover", "person": "B", "roles": ["operator"], "asset": "line1"}
+    t = at("2026-12-01 12:00", team_with([]))
+    assert team_with([cover]).holders("line1", "operator", t) == ["A", "B"]
+    assert team_with([cover, LEAVE_B]).holders("line1", "operator", t) == ["A"]
 
 
 def test_shanghai_night_is_always_eight_hours() -> None:

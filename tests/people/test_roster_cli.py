@@ -57,3 +57,21 @@ def test_bad_config_is_reported_at_its_line(tmp_path: Path, capsys: pytest.Captu
     p.write_text(PLANT.replace("shift: office}", "shift: ofice}"), encoding="utf-8")
     assert main(["roster", "check", "-c", str(p)]) == 1
     assert "unknown shift 'ofice'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "shown"),
+    [
+        ("Europe/Berlin", "2026-03-29 02:30", "2026-03-29 03:00 CEST"),  # skipped: read as the jump
+        ("Europe/Berlin", "2026-10-25 02:30", "2026-10-25 02:30 CEST"),  # repeated: the first one
+        ("Europe/Berlin", "2026-10-25 02:30+01:00", "2026-10-25 02:30 CET"),  # an offset picks
+        ("Asia/Shanghai", "2026-03-29 02:30", "2026-03-29 02:30 CST"),
+    ],
+)
+def test_show_at_a_time_dst_skips_or_repeats(
+    zone: str, at: str, shown: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "plant.yaml"
+    cfg.write_text(PLANT.replace("Asia/Shanghai", zone), encoding="utf-8")
+    assert main(["roster", "show", "-c", str(cfg), "--asset", "line1", "--at", at]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"line1 at {shown} ({zone})"
