@@ -16,6 +16,9 @@ class TagError(SourceError):
     """A tag cannot be read (bad NodeId, unknown node, bad register); reported, not fatal."""
 
     cause = "tag"
+    logged = False
+    """True when the collector logs these itself (once per cause and outage of a Modbus
+    request, which only it sees recover); the runner then counts without logging."""
 
 
 class SamplesDropped(SourceError):

@@ -10,8 +10,13 @@ Choices, and why:
   a timeout of one request makes only that request's tags bad (NaN): the other devices on a
   gateway or a line keep flowing. A lost or refused connection raises SourceUnavailable, and
   the runner marks every tag bad and reconnects with backoff (pymodbus' own reconnect is off).
-  Each request logs once when it starts failing (or fails differently) and once when it
-  recovers; ``report`` (optional) also receives every failure as a TagError to count.
+* **Logged once per cause per outage, counted always.** Only the collector sees a request
+  fail and recover, so it keeps the request's outage: each cause (an exception code, no
+  response, a decoding error) is logged once while the request keeps failing, however the
+  causes alternate, and the recovery once. ``report`` (optional) receives every failure as a
+  TagError marked ``logged``, so the runner counts it without logging it again. pymodbus'
+  own error line for each unanswered request (with a frame dump) is dropped unless pymodbus
+  logs at debug: the failure it describes is this collector's to report.
 * **Timestamps.** A device has no clock: samples carry the wall-clock time at which their
   response arrived, in ns.
 * **One line, one client.** Every RTU source on the same serial ``device`` shares one client
@@ -98,7 +103,8 @@ class ModbusCollector:
         self._timeout = source.request_timeout / 1e9
         self._client: AsyncModbusTcpClient | None = None
         self._line: _Line | None = None
-        self._failing: dict[int, str] = {}  # request index -> why, while it fails
+        self._failing: dict[int, _Outage] = {}  # request index -> its outage, while it fails
+        _quiet_pymodbus()
         self.polls = 0
         self.failed_requests = 0
 
@@ -255,16 +261,48 @@ class ModbusCollector:
     def _failed(self, i: int, req: Request, why: str) -> None:
         self.failed_requests += 1
         error = TagError(self.name, self.address, f"{req.describe()}: {why}")
-        if self._failing.get(i) != why:
-            self._failing[i] = why
+        error.logged = True
+        outage = self._failing.setdefault(i, _Outage())
+        outage.polls += 1
+        if why not in outage.causes:
+            outage.causes.add(why)
             names = ", ".join(t.name for t in req.tags[:5]) + (", ..." if len(req.tags) > 5 else "")
             log.warning("%s: %d tags bad (%s)", error, len(req.tags), names)
         if self._report is not None:
             self._report(error)
 
     def _recovered(self, i: int, req: Request) -> None:
-        if self._failing.pop(i, None) is not None:
-            log.info("%s (%s): %s answers again", self.name, self.address, req.describe())
+        outage = self._failing.pop(i, None)
+        if outage is not None:
+            log.info(
+                "%s (%s): %s answers again after %d failed poll%s",
+                self.name, self.address, req.describe(), outage.polls, "s" if outage.polls != 1 else "",
+            )  # fmt: skip
+
+
+@dataclass
+class _Outage:
+    """One request's failures since it last answered: the causes already logged, and how many."""
+
+    causes: set[str] = field(default_factory=set)
+    polls: int = 0
+
+
+class _PymodbusNoResponse(logging.Filter):
+    """Drops pymodbus' ERROR for an unanswered request, which it logs on every poll."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            str(record.msg).startswith("No response received after")
+            and not logging.getLogger("pymodbus").isEnabledFor(logging.DEBUG)
+        )
+
+
+_NO_RESPONSE = _PymodbusNoResponse()
+
+
+def _quiet_pymodbus() -> None:
+    logging.getLogger("pymodbus.logging").addFilter(_NO_RESPONSE)  # idempotent: a filter is added once
 
 
 def _text(e: BaseException) -> str:

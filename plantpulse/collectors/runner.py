@@ -327,7 +327,7 @@ class CollectorRunner:
         self._errors[cause] = self._errors.get(cause, 0) + 1
         self._last_error = str(error)
         text = str(error)
-        if text not in self._logged and len(self._logged) < 1000:
+        if not getattr(error, "logged", False) and text not in self._logged and len(self._logged) < 1000:
             self._logged.add(text)
             log.warning("%s", text)
         self._sink.error(source, error)

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from collector_helpers import RecordingSink
+from pymodbus.constants import ExcCodes
 
 from plantpulse.collectors.errors import TagError
 from plantpulse.collectors.modbus import ModbusCollector
 from plantpulse.collectors.modbus_config import ModbusSource
+from plantpulse.collectors.registry import build_runner
 from plantpulse.collectors.runner import Backoff, CollectorRunner
 from plantpulse.errors import SourceError, SourceUnavailable
 from plantpulse.samples import Quality
@@ -180,3 +182,65 @@ async def test_runner_marks_all_bad_during_a_restart_and_recovers(sink: Recordin
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await server.stop()
+
+
+def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every warning or error logged by anyone (plantpulse, the runner, pymodbus)."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_device_that_always_answers_with_an_exception_logs_once_per_cause_per_outage(
+    sink: RecordingSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with ModbusDeviceServer({1: {"holding": {0: 10, 1: 11}}}) as server:
+        src = source(server.port, interval="10ms", timeout="1s", tags=TAGS[:2])
+        runner = build_runner(src, sink)
+        task = asyncio.create_task(runner.run())
+        try:
+            failed = 0
+            # one outage of the request, the device alternating between two exceptions
+            for code in (ExcCodes.DEVICE_FAILURE, ExcCodes.DEVICE_BUSY, ExcCodes.DEVICE_FAILURE):
+                server.fail(1, "holding", 0, 2, code=code)
+                failed += 3
+                await sink.wait_for(lambda s, n=failed: len(s.errors) >= n)
+            server.heal(1, "holding", 0, 2)
+            seen = len(sink.samples)
+            await sink.wait_for(lambda s: any(x.quality == Quality.GOOD for x in s.samples[seen:]))
+            server.fail(1, "holding", 0, 2)  # a second outage, the first cause again
+            failed = len(sink.errors) + 3
+            await sink.wait_for(lambda s: len(s.errors) >= failed)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    request = f"dev (tcp://127.0.0.1:{server.port}): unit 1 holding 0-1 (2 registers)"
+    assert warnings_in(caplog) == [
+        f"{request}: exception 0x04 (server device failure): 2 tags bad (u1/a, u1/b)",
+        f"{request}: exception 0x06 (server device busy): 2 tags bad (u1/a, u1/b)",
+        f"{request}: exception 0x04 (server device failure): 2 tags bad (u1/a, u1/b)",
+    ]
+    assert sum("answers again" in r.getMessage() for r in caplog.records) == 1
+    # every failed poll is still counted, by the runner and downstream
+    assert runner.status().errors["tag"] == len(sink.errors) >= 11
+
+
+async def test_a_silent_unit_logs_once_per_outage_not_on_every_poll(
+    sink: RecordingSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with ModbusDeviceServer(LAYOUT) as server:
+        server.silent.add(2)
+        src = source(server.port, interval="10ms", timeout="2s", request_timeout="50ms")
+        runner = build_runner(src, sink)
+        task = asyncio.create_task(runner.run())
+        try:
+            await sink.wait_for(lambda s: len(s.errors) >= 4)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    # pymodbus' own per-request error (with a frame dump) is not repeated on every poll
+    assert warnings_in(caplog) == [
+        f"dev (tcp://127.0.0.1:{server.port}): unit 2 holding 0-1 (2 registers): "
+        "no response within 0.05s: 2 tags bad (u2/a, u2/b)"
+    ]
+    assert runner.status().errors["tag"] == len(sink.errors) >= 4
