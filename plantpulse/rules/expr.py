@@ -30,8 +30,8 @@ Type = Literal["num", "bool"]
 FUNCTIONS = ("abs", "min", "max")
 MAX_CHARS = 1000
 MAX_DEPTH = 64
-"""Levels of nesting: each operator, call, comparison or ``not`` adds one, so a chain of
-additions ``a + b + c`` is as deep as it has terms."""
+"""Levels of nesting: each operator, call, comparison or ``not`` adds one (names and numbers
+do not), so ``a + b + ... > 0`` may add up 64 terms."""
 
 
 class ExprError(ValueError):
@@ -101,7 +101,9 @@ def _check_depth(root: ast.expr) -> None:
         if depth > MAX_DEPTH:
             raise ExprError(f"nested more than {MAX_DEPTH} levels deep", _col(node))
         stack.extend(
-            (child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)
+            (child, depth + 1)
+            for child in ast.iter_child_nodes(node)
+            if isinstance(child, ast.expr) and not isinstance(child, ast.Name | ast.Constant)  # leaves
         )
 
 

@@ -47,3 +47,25 @@ def test_chained_comparison() -> None:
 def test_rejected(text: str) -> None:
     with pytest.raises(ExprError):
         parse(text)
+
+
+def test_an_expression_at_the_limits_compiles_and_evaluates() -> None:
+    terms = " + ".join(["value"] * 64)  # 63 additions under a comparison: 64 levels
+    e = parse(f"{terms} > 63")
+    assert e({"value": np.array([0.5, 1.5])}).tolist() == [False, True]
+    assert parse("value > 1.7e308")({"value": np.array([0.0])}).tolist() == [False]
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        (" + ".join(["value"] * 65) + " > 0", "nested more than 64 levels deep"),
+        ("-" * 900 + "value > 0", "nested more than 64 levels deep"),
+        (" + ".join(["value"] * 900) + " > 1", "longer than 1000 characters"),
+        ("value > " + "9" * 400, "number out of range"),
+        ("value > 1e400", "number out of range"),
+    ],
+)
+def test_oversized_expressions_are_refused_not_a_traceback(text: str, what: str) -> None:
+    with pytest.raises(ExprError, match=what):
+        parse(text)
