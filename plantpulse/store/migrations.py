@@ -20,6 +20,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from plantpulse.config import TimescaleConfig
+from plantpulse.errors import StoreError
 from plantpulse.store import timescale
 
 log = logging.getLogger(__name__)
@@ -165,21 +166,27 @@ async def state(conn: AsyncConnection[Any]) -> SchemaState:
 
 
 async def _choose_flavor(conn: AsyncConnection[Any], cfg: TimescaleConfig) -> Flavor:
+    """timescale when the extension is installed or can be, else plain: with one warning saying
+    why when the server has the extension but it cannot be used."""
     if cfg.mode == "off":
         return "plain"
     found = await timescale.detect(conn)
-    if found.installed:
+    if found.installed:  # and preloaded: else its DDL event trigger failed migrate's first statement
         return "timescale"
-    if found.available:
-        try:
-            async with conn.transaction():  # a savepoint: a refusal must not abort the migration
-                await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        except psycopg.Error as e:
-            log.warning(
-                "timescaledb is available but CREATE EXTENSION failed (%s); using plain PostgreSQL", e
-            )
-            return "plain"
-        return "timescale"
+    if not found.available:
+        return "plain"
+    if found.preloaded is False:
+        why = "the server does not preload it: add timescaledb to shared_preload_libraries"
+    else:
+        failed = await timescale.try_create_extension(conn)
+        if failed is None:
+            return "timescale"
+        why = failed
+    log.warning(
+        "timescaledb is on the server but cannot be used (%s); this database gets the plain"
+        " PostgreSQL layout, for good",
+        why,
+    )
     return "plain"
 
 
@@ -213,7 +220,15 @@ async def migrate(
                 continue
             # step 1 is the same for both flavors; the choice is made (and recorded) at step 2
             flavor = now.flavor or (await _choose_flavor(conn, cfg) if step.version >= 2 else "plain")
-            await step.apply(conn, flavor, cfg)
+            try:
+                await step.apply(conn, flavor, cfg)
+            except psycopg.OperationalError:
+                raise  # an outage: the store retries
+            except psycopg.Error as e:
+                where = f"{conn.info.host}:{conn.info.port}"
+                reason = e.diag.message_primary or str(e).strip()
+                what = f"schema migration {step.version} ({step.description})"
+                raise StoreError(f"PostgreSQL at {where}: {what} failed: {reason}") from e
             await conn.execute(
                 "INSERT INTO schema_version (version, description, flavor) VALUES (%s, %s, %s)",
                 (step.version, step.description, flavor if step.version >= 2 else None),

@@ -8,8 +8,9 @@ piece, then, on plain PostgreSQL, the ``samples_1m`` rollup is merged by one
 and the store does not touch it. Timestamps are ``timestamptz``: nanoseconds are truncated
 to microseconds on the way in.
 
-psycopg errors are translated here: connection problems become ``StoreUnavailable`` (with
-host:port, never the password), everything else ``StoreError``.
+psycopg errors are translated here (``_store_error``): an outage (refused, timed out, connection
+lost) becomes ``StoreUnavailable``, retried; anything retrying cannot cure (credentials or database
+name refused, SQL errors) a plain ``StoreError``. Messages name host:port, never the password.
 """
 
 from __future__ import annotations
@@ -229,25 +230,24 @@ class PostgresStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect and migrate; idempotent. Raises StoreUnavailable when the server is unreachable."""
+        """Connect and migrate; idempotent. StoreUnavailable when the server cannot be reached
+        (retry later), StoreError when it refuses for good (credentials, unknown database, a
+        failing migration, a TimescaleDB database on a server that no longer preloads it)."""
         if self._pool is not None:
             return
-        pool = await open_pool(self._conninfo, self._cfg.pool_size, self._timeout, "plantpulse", self._where)
-        self._pool = pool
-        try:
-            async with self._conn() as conn:
-                await migrations.migrate(conn, self._cfg.timescale)
-                st = await migrations.state(conn)
-                cur = await conn.execute(
-                    "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('samples_1m')"
-                )
-                row = await cur.fetchone()
-                cur = await conn.execute("SELECT name, id FROM tags")
-                self._tag_ids = {name: tid for name, tid in await cur.fetchall()}
-        except BaseException:
-            self._pool = None
-            await pool.close()
-            raise
+        async with self.admin_connection() as conn:
+            await migrations.migrate(conn, self._cfg.timescale)
+            st = await migrations.state(conn)
+            cur = await conn.execute(
+                "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('samples_1m')"
+            )
+            row = await cur.fetchone()
+            cur = await conn.execute("SELECT name, id FROM tags")
+            tag_ids = {name: tid for name, tid in await cur.fetchall()}
+        self._pool = await open_pool(
+            self._conninfo, self._cfg.pool_size, self._timeout, "plantpulse", self._where
+        )
+        self._tag_ids = tag_ids
         self.flavor, self.schema_version = st.flavor, st.version
         self._rollup_table = row is not None and row[0] == "r"
         log.info("PostgreSQL store %s open: schema version %d, %s", self.dsn, st.version, st.flavor)
@@ -259,18 +259,13 @@ class PostgresStore:
 
     @asynccontextmanager
     async def admin_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """One autocommit connection outside the pool and without migrating: for ``plantpulse db``."""
+        """One autocommit connection outside the pool and without migrating: for migrations and
+        ``plantpulse db``. psycopg errors raised inside are translated at this edge."""
         try:
-            conn = await AsyncConnection.connect(self._conninfo, autocommit=True)
-        except psycopg.OperationalError as e:
-            raise StoreUnavailable(f"PostgreSQL at {self._where} is unavailable: {_first_line(e)}") from e
-        try:
-            async with conn:
+            async with await AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
                 yield conn
-        except psycopg.OperationalError as e:
-            raise StoreUnavailable(f"PostgreSQL at {self._where} is unavailable: {_first_line(e)}") from e
-        except psycopg.Error as e:
-            raise StoreError(f"PostgreSQL at {self._where}: {_first_line(e)}") from e
+        except (psycopg.Error, OSError) as e:
+            raise _store_error(e, self._where) from e
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[AsyncConnection[Any]]:
@@ -280,12 +275,8 @@ class PostgresStore:
         try:
             async with self._pool.connection() as conn:
                 yield conn
-        except psycopg.OperationalError as e:  # includes PoolTimeout, connection lost, shutdown
-            raise StoreUnavailable(f"PostgreSQL at {self._where} is unavailable: {_first_line(e)}") from e
-        except psycopg.Error as e:
-            raise StoreError(f"PostgreSQL at {self._where}: {_first_line(e)}") from e
-        except OSError as e:
-            raise StoreUnavailable(f"PostgreSQL at {self._where} is unavailable: {e}") from e
+        except (psycopg.Error, OSError) as e:  # PoolTimeout, connection lost, shutdown included
+            raise _store_error(e, self._where) from e
 
     # -- tags ----------------------------------------------------------------------------------
 
@@ -506,13 +497,17 @@ class PostgresStore:
         return {name: Sample(dt_to_ns(ts), name, value, Quality(q)) for name, ts, value, q in rows}
 
     async def series(self, tag: str, start: int, end: int, bucket: int) -> list[Bucket]:
+        return await self._series(tag, start, end, bucket, rollup=bucket % _MINUTE_NS == 0)
+
+    async def _series(self, tag: str, start: int, end: int, bucket: int, *, rollup: bool) -> list[Bucket]:
+        """``series`` read from ``samples_1m`` (whole minutes only) or from ``samples``."""
         if bucket <= 0 or bucket % 1000:
             raise ValueError(f"bucket must be a positive whole number of microseconds, not {bucket} ns")
         lo, hi = start - start % bucket, -((-end) // bucket) * bucket  # whole buckets overlapping
         if hi <= lo:
             return []
         params = {"tag": tag, "lo": ns_to_dt(lo), "hi": ns_to_dt(hi), "b": bucket // 1000}
-        query = _SERIES_ROLLUP if bucket % _MINUTE_NS == 0 else _SERIES_RAW
+        query = _SERIES_ROLLUP if rollup else _SERIES_RAW
         async with self._conn() as conn:
             cur = await conn.execute(query, params)
             rows = await cur.fetchall()
@@ -626,3 +621,25 @@ async def open_pool(
 
 def _first_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+# libpq says why a connection attempt failed only in words (no SQLSTATE): these are its and the
+# server's (English) reasons that no retry can cure. Anything else (refused, timed out, the
+# server starting up or out of connection slots) is an outage, retried.
+_REFUSED_FOR_GOOD = re.compile(
+    r'authentication failed|role "[^"]*" does not exist|database "[^"]*" does not exist'
+    r"|no pg_hba\.conf entry|pg_hba\.conf rejects|permission denied for database"
+    r"|is not permitted to log in|no password supplied|SSL was required|does not support SSL"
+)
+_CONNECT_PREFIX = re.compile(r"^.*\bfailed: (FATAL:\s+)?")
+
+
+def _store_error(e: BaseException, where: str) -> StoreError:
+    """A psycopg or socket error as the store's: StoreUnavailable when retrying may help, else a
+    StoreError whose one-line message names ``where`` (host:port, never the password)."""
+    line = _first_line(e)
+    if isinstance(e, psycopg.OperationalError) and e.sqlstate is None and _REFUSED_FOR_GOOD.search(line):
+        return StoreError(f"PostgreSQL at {where} refused the connection: {_CONNECT_PREFIX.sub('', line)}")
+    if isinstance(e, psycopg.OperationalError | OSError):
+        return StoreUnavailable(f"PostgreSQL at {where} is unavailable: {line}")
+    return StoreError(f"PostgreSQL at {where}: {line}")

@@ -3,8 +3,17 @@
 Written against TimescaleDB's documented 2.x API (the "old" ``create_hypertable`` signature,
 still supported, works on every 2.x release; compression through ``ALTER TABLE ... SET
 (timescaledb.compress ...)``; policies with ``if_not_exists => TRUE`` so re-running is
-harmless). The extension cannot be installed on our build machines, so tests check these
-statements as text and ``docs/storage.md`` lists exactly what they create; keep the two in step.
+harmless) and run for real against TimescaleDB 2.28.3 by tests/store/test_timescale.py;
+``docs/storage.md`` lists exactly what they create: keep the three in step.
+
+Choices, and why:
+- Compression and retention share one fixed 12-hour schedule, half a period apart, retention
+  first (compression need not work on chunks about to be dropped). By default both are due the
+  moment they are created, and run together over the same old chunks they can deadlock (seen on
+  2.28.3); on a fixed schedule they are never due together.
+- The extension is used only when the server preloads it. ``CREATE EXTENSION`` on a server that
+  does not ends the session with a FATAL error, so the attempt is made on a connection of its
+  own (``try_create_extension``) and the store falls back to plain PostgreSQL.
 
 Values (intervals) are always bound parameters; only fixed identifiers appear in the text.
 """
@@ -15,7 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg.conninfo import make_conninfo
 
 from plantpulse.config import TimescaleConfig
 
@@ -65,11 +76,19 @@ def hypertable_statements(cfg: TimescaleConfig) -> list[Statement]:
     ]
 
 
+# The fixed schedule of the compression and retention jobs (see the module docstring): both every
+# POLICY_EVERY, retention first RETENTION_FIRST after the migration, compression half a period later.
+POLICY_EVERY = timedelta(hours=12)
+RETENTION_FIRST = timedelta(hours=1)
+COMPRESSION_FIRST = RETENTION_FIRST + POLICY_EVERY / 2
+
+
 def policy_statements(cfg: TimescaleConfig) -> list[Statement]:
     """Compression, retention and the continuous aggregate with its refresh policy (migration 3).
 
     ``WITH NO DATA`` lets the view be created inside the migration's transaction; the refresh
     policy materialises it and ``materialized_only = false`` serves the not-yet-refreshed tail.
+    ``initial_start`` makes the schedule fixed (``now()`` is the migration's transaction start).
     """
     out = [
         Statement(
@@ -80,15 +99,17 @@ def policy_statements(cfg: TimescaleConfig) -> list[Statement]:
     if cfg.compress_after is not None:
         out.append(
             Statement(
-                "SELECT add_compression_policy('samples', compress_after => %s, if_not_exists => TRUE)",
-                (_interval(cfg.compress_after),),
+                "SELECT add_compression_policy('samples', compress_after => %s, schedule_interval => %s, "
+                "initial_start => now() + %s, if_not_exists => TRUE)",
+                (_interval(cfg.compress_after), POLICY_EVERY, COMPRESSION_FIRST),
             )
         )
     if cfg.retain_for is not None:
         out.append(
             Statement(
-                "SELECT add_retention_policy('samples', drop_after => %s, if_not_exists => TRUE)",
-                (_interval(cfg.retain_for),),
+                "SELECT add_retention_policy('samples', drop_after => %s, schedule_interval => %s, "
+                "initial_start => now() + %s, if_not_exists => TRUE)",
+                (_interval(cfg.retain_for), POLICY_EVERY, RETENTION_FIRST),
             )
         )
     out.append(Statement(ROLLUP_VIEW))
@@ -106,25 +127,47 @@ def policy_statements(cfg: TimescaleConfig) -> list[Statement]:
 class Detection:
     installed: str | None  # extversion when CREATE EXTENSION has been run in this database
     available: bool  # the server has the extension's files (pg_available_extensions)
+    preloaded: bool | None  # in shared_preload_libraries; None: only superusers may read it
 
     def describe(self) -> str:
+        unloaded = ""
+        if self.preloaded is False:
+            unloaded = " but not preloaded (add it to shared_preload_libraries)"
         if self.installed:
-            return f"installed (version {self.installed})"
-        return (
-            "available on the server but not installed" if self.available else "not available on this server"
-        )
+            return f"installed (version {self.installed}){unloaded}"
+        if self.available:
+            return f"available on the server{unloaded or ' but not installed'}"
+        return "not available on this server"
 
 
 async def detect(conn: AsyncConnection[Any]) -> Detection:
-    """Whether ``timescaledb`` is installed in this database, or at least available."""
+    """Whether ``timescaledb`` is installed in this database, available, and preloaded."""
     cur = await conn.execute(
         "SELECT (SELECT extversion FROM pg_extension WHERE extname = %s),"
-        " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = %s)",
+        " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = %s),"
+        " (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries')",
         (EXTENSION, EXTENSION),
     )
     row = await cur.fetchone()
     assert row is not None
-    return Detection(row[0], bool(row[1]))
+    preload = None if row[2] is None else [lib.strip(' "').rsplit("/", 1)[-1] for lib in row[2].split(",")]
+    return Detection(row[0], bool(row[1]), None if preload is None else EXTENSION in preload)
+
+
+async def try_create_extension(conn: AsyncConnection[Any]) -> str | None:
+    """``CREATE EXTENSION timescaledb`` on a connection of its own with ``conn``'s parameters:
+    None when it worked, else the server's reason. On a server that does not preload the
+    library the attempt ends its session (FATAL), which must not take ``conn`` with it.
+    Failing to connect at all is an outage, not a reason: that error propagates."""
+    params = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info if o.val is not None}
+    async with await AsyncConnection.connect(make_conninfo(**params), autocommit=True) as side:
+        try:
+            await side.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as e:
+            if e.sqlstate is None:  # the connection broke on its own: no answer from the server
+                raise
+            return (e.diag.message_primary or str(e)).strip()
+    return None
 
 
 STATUS_QUERIES: tuple[tuple[str, str], ...] = (
@@ -141,9 +184,14 @@ STATUS_QUERIES: tuple[tuple[str, str], ...] = (
     ),
     (
         "policy",
-        "SELECT proc_name || ' on ' || hypertable_name || ' every ' || schedule_interval::text"
-        " || coalesce(' ' || config::text, '') FROM timescaledb_information.jobs"
-        " WHERE proc_name IN"
+        "SELECT j.proc_name || ' on ' || coalesce(c.view_name, j.hypertable_name)"
+        " || ' every ' || j.schedule_interval::text"
+        " || coalesce(' from ' || date_trunc('second', j.initial_start)::text, '')"
+        " || coalesce(' ' || j.config::text, '')"
+        " FROM timescaledb_information.jobs j LEFT JOIN timescaledb_information.continuous_aggregates c"
+        " ON c.materialization_hypertable_schema = j.hypertable_schema"
+        " AND c.materialization_hypertable_name = j.hypertable_name"
+        " WHERE j.proc_name IN"
         " ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')"
         " ORDER BY 1",
     ),

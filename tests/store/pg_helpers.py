@@ -7,13 +7,43 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from plantpulse.config import StoreConfig, TimescaleConfig
+
 PG_BIN = Path(os.environ.get("PLANTPULSE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+# The two layouts every PostgreSQL test runs on. Retention is off wherever it is not under test:
+# the tests' fixed dates would otherwise age out (and be dropped) while they run.
+FLAVORS: dict[str, TimescaleConfig] = {
+    "plain": TimescaleConfig(mode="off"),  # a database without the extension
+    "timescale": TimescaleConfig(retain_for=None),  # a database with CREATE EXTENSION timescaledb
+}
+
+
+TIMESCALEDB_VERSION = "2.28.3"  # what ../shared/timescaledb/install.sh installs, what we test
+
+# The role of the private cluster in conftest.unpreloaded_cluster: no superuser, needs its password.
+PLANT_ROLE, PLANT_PASSWORD = "plant", "plant-pw"
+
+
+def store_config(url: str, flavor: str) -> StoreConfig:
+    return StoreConfig(url=url, timescale=FLAVORS[flavor])
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip, or fail under PLANTPULSE_REQUIRE_SERVICES=1 (.ci/run): CI never passes by skipping."""
+    if os.environ.get("PLANTPULSE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} and PLANTPULSE_REQUIRE_SERVICES=1 forbids skipping")
+    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -23,13 +53,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def create_database(dsn: str, prefix: str = "test") -> str:
-    """CREATE DATABASE <prefix>_<random> next to ``dsn``'s database; returns its URL."""
+def create_database(dsn: str, prefix: str = "test", *, timescale: bool = False) -> str:
+    """CREATE DATABASE <prefix>_<random> next to ``dsn``'s database; returns its URL. With
+    ``timescale``, CREATE EXTENSION timescaledb in it too (../shared/timescaledb/install.sh)."""
     name = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + name))
+    url = urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+    if timescale:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION timescaledb")
+        except psycopg.Error as e:
+            drop_database(dsn, url)
+            why = str(e).strip().splitlines()[0]
+            skip_or_fail(f"TimescaleDB is not usable here ({why}): run ../shared/timescaledb/install.sh")
+    return url
 
 
 def drop_database(dsn: str, url: str) -> None:
@@ -64,10 +103,7 @@ class Cluster:
 
     def init(self) -> None:
         if not (PG_BIN / "initdb").exists():
-            reason = f"PostgreSQL binaries not found in {PG_BIN} (set PLANTPULSE_PG_BIN)"
-            if os.environ.get("PLANTPULSE_REQUIRE_SERVICES") == "1":
-                pytest.fail(reason)
-            pytest.skip(reason)
+            skip_or_fail(f"PostgreSQL binaries not found in {PG_BIN} (set PLANTPULSE_PG_BIN)")
         if os.geteuid() == 0:
             runuser = shutil.which("runuser")
             if runuser is None:
@@ -83,8 +119,15 @@ class Cluster:
             capture_output=True,
         )
 
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    def require_password(self, role: str) -> None:
+        """Before start: ``role`` must log in with its password over TCP (everyone else: trust)."""
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+
+    def start(self, *settings: str) -> None:
+        """Start the server; ``settings`` are extra ``name=value`` server settings."""
+        extra = "".join(f" -c {s}" for s in settings)
+        opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off{extra}"
         subprocess.run(
             self._cmd(
                 str(PG_BIN / "pg_ctl"),
@@ -111,3 +154,19 @@ class Cluster:
             capture_output=True,
         )
         return r.returncode == 0
+
+
+@contextmanager
+def private_cluster() -> Iterator[Cluster]:
+    """A Cluster, initialised but not started, on a free port in a new temporary directory;
+    stopped and removed afterwards. Not under pytest's tmp dir: that is private to root, and
+    the server runs as postgres."""
+    base = Path(tempfile.mkdtemp(prefix="plantpulse-pg-"))
+    c = Cluster(base, free_port())
+    try:
+        c.init()
+        yield c
+    finally:
+        if c.running():
+            c.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,20 +1,33 @@
 """The PostgreSQL store on the real server: migrations, ingest, reads, errors, ``plantpulse db``.
 
-Every module gets fresh databases (CREATE DATABASE test_<random>, dropped at the end). The
-TimescaleDB path cannot run here (the extension is not installable), so its statements are
-checked as text and detection must pick plain PostgreSQL.
+Every test that touches a database runs twice (the ``flavor`` fixture): on the plain layout in
+a database without the timescaledb extension, and on the TimescaleDB layout in a database with
+it (pg_helpers.FLAVORS). Every module gets fresh databases (CREATE DATABASE test_<random>,
+dropped at the end). What the TimescaleDB layout creates, and its jobs, are tested in
+test_timescale.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
-from pg_helpers import create_database, drop_database
+from pg_helpers import (
+    FLAVORS,
+    PLANT_PASSWORD,
+    PLANT_ROLE,
+    TIMESCALEDB_VERSION,
+    Cluster,
+    create_database,
+    drop_database,
+    store_config,
+)
 
 from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.cli import main
@@ -32,11 +45,11 @@ S = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def _databases() -> Iterator[Callable[[str], str]]:
+def _databases() -> Iterator[Callable[[str, bool], str]]:
     made: list[tuple[str, str]] = []
 
-    def make(dsn: str) -> str:
-        url = create_database(dsn)
+    def make(dsn: str, with_timescale: bool) -> str:
+        url = create_database(dsn, timescale=with_timescale)
         made.append((dsn, url))
         return url
 
@@ -45,16 +58,24 @@ def _databases() -> Iterator[Callable[[str], str]]:
         drop_database(dsn, url)
 
 
-@pytest.fixture
-def new_db(pg_dsn: str, _databases: Callable[[str], str]) -> Callable[[], str]:
-    """A factory of empty databases, all dropped when the module is done."""
-    return lambda: _databases(pg_dsn)
+@pytest.fixture(params=list(FLAVORS))
+def flavor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-async def store(new_db: Callable[[], str]) -> Any:
-    s = PostgresStore(new_db())
+def new_db(pg_dsn: str, flavor: str, _databases: Callable[[str, bool], str]) -> Callable[[], str]:
+    """A factory of empty databases for the flavor (with the extension for timescale), all
+    dropped when the module is done."""
+    return lambda: _databases(pg_dsn, flavor == "timescale")
+
+
+@pytest.fixture
+async def store(new_db: Callable[[], str], flavor: str) -> AsyncIterator[PostgresStore]:
+    url = new_db()
+    s = PostgresStore(url, store_config(url, flavor))
     await s.open()
+    assert s.flavor == flavor
     yield s
     await s.close()
 
@@ -74,35 +95,34 @@ async def _schema(url: str) -> list[tuple[Any, ...]]:
 # -- migrations --------------------------------------------------------------------------------------
 
 
-async def test_migrate_from_empty(new_db: Callable[[], str]) -> None:
+async def test_migrate_from_empty(new_db: Callable[[], str], flavor: str) -> None:
     url = new_db()
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         assert (await migrations.state(conn)).version == 0
-        assert await migrations.migrate(conn, TimescaleConfig()) == (0, migrations.LATEST)
-        assert await migrations.migrate(conn, TimescaleConfig()) == (migrations.LATEST, migrations.LATEST)
-        st = await migrations.state(conn)
-        assert st.flavor == "plain"  # timescaledb is not available on this machine
+        assert await migrations.migrate(conn, FLAVORS[flavor]) == (0, migrations.LATEST)
+        assert await migrations.migrate(conn, FLAVORS[flavor]) == (migrations.LATEST, migrations.LATEST)
+        assert (await migrations.state(conn)).flavor == flavor
         cur = await conn.execute("SELECT version, flavor FROM schema_version ORDER BY version")
-        assert await cur.fetchall() == [(1, None), (2, "plain"), (3, "plain")]
+        assert await cur.fetchall() == [(1, None), (2, flavor), (3, flavor)]
 
 
 @pytest.mark.parametrize("start", range(migrations.LATEST))
-async def test_migrate_from_each_earlier_version(new_db: Callable[[], str], start: int) -> None:
+async def test_migrate_from_each_earlier_version(new_db: Callable[[], str], flavor: str, start: int) -> None:
     fresh, old = new_db(), new_db()
     async with await psycopg.AsyncConnection.connect(fresh, autocommit=True) as conn:
-        await migrations.migrate(conn, TimescaleConfig())
+        await migrations.migrate(conn, FLAVORS[flavor])
     async with await psycopg.AsyncConnection.connect(old, autocommit=True) as conn:
-        assert await migrations.migrate(conn, TimescaleConfig(), target=start) == (0, start)
+        assert await migrations.migrate(conn, FLAVORS[flavor], target=start) == (0, start)
         if start >= 1:  # rows written by an older version must survive and be rolled up
             await conn.execute("INSERT INTO tags (name, asset) VALUES ('a/b/c', 'a/b')")
             await conn.execute(
                 "INSERT INTO samples SELECT to_timestamp(1767225600 + g), 1, g,"
                 " CASE WHEN g = 5 THEN 2 ELSE 0 END FROM generate_series(0, 119) g"
             )
-        assert await migrations.migrate(conn, TimescaleConfig()) == (start, migrations.LATEST)
+        assert await migrations.migrate(conn, FLAVORS[flavor]) == (start, migrations.LATEST)
     assert await _schema(old) == await _schema(fresh)
     if start >= 1:
-        s = PostgresStore(old)
+        s = PostgresStore(old, store_config(old, flavor))
         await s.open()
         buckets = await s.series("a/b/c", T0, T0 + 120 * S, 60 * S)
         await s.close()
@@ -112,8 +132,8 @@ async def test_migrate_from_each_earlier_version(new_db: Callable[[], str], star
         ]
 
 
-async def test_unknown_target_is_refused(new_db: Callable[[], str]) -> None:
-    async with await psycopg.AsyncConnection.connect(new_db(), autocommit=True) as conn:
+async def test_unknown_target_is_refused(pg_dsn: str) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
         with pytest.raises(ValueError, match="does not exist"):
             await migrations.migrate(conn, TimescaleConfig(), target=migrations.LATEST + 1)
 
@@ -232,7 +252,7 @@ async def test_alerts_journal_ack_and_shelve(store: PostgresStore) -> None:
     assert journal[3].detail == {"comment": "checked the wire feed", "source": "cli"}
 
 
-# -- connection handling -----------------------------------------------------------------------------
+# -- connection handling: an outage is retried, a refusal is not -------------------------------------
 
 
 async def test_unreachable_server_is_unavailable_without_the_password(port: int) -> None:
@@ -241,6 +261,58 @@ async def test_unreachable_server_is_unavailable_without_the_password(port: int)
         await s.open()
     assert f"127.0.0.1:{port}" in str(err.value) and "s3cret" not in str(err.value)
     assert s.dsn == f"postgresql://plant:***@127.0.0.1:{port}/x"
+
+
+async def test_a_server_that_never_answers_is_unavailable() -> None:
+    with socket.socket() as silent:  # the kernel completes the handshake; nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        s = PostgresStore(f"postgresql://plant@127.0.0.1:{port}/x", StoreConfig(connect_timeout="2s"))
+        with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port} is unavailable: .*timeout expired"):
+            await s.open()
+
+
+@pytest.fixture(params=["unknown database", "unknown role", "wrong password"])
+def refusal(request: pytest.FixtureRequest, pg_dsn: str) -> tuple[str, str]:
+    """A store URL the server refuses for good, and the reason it gives."""
+    if request.param == "wrong password":  # the shared server trusts everyone: a private one asks
+        cluster: Cluster = request.getfixturevalue("unpreloaded_cluster")
+        url = f"postgresql://{PLANT_ROLE}:not-{PLANT_PASSWORD}@127.0.0.1:{cluster.port}/plant"
+        return url, f'password authentication failed for user "{PLANT_ROLE}"'
+    if request.param == "unknown role":
+        return pg_dsn.replace("postgres@", "nobody_here@"), 'role "nobody_here" does not exist'
+    return pg_dsn.rsplit("/", 1)[0] + "/no_such_database", 'database "no_such_database" does not exist'
+
+
+async def test_a_refusal_is_a_permanent_error_in_one_line(
+    refusal: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Retrying cannot cure these: a plain StoreError (``run`` stops), not StoreUnavailable."""
+    url, reason = refusal
+    s = PostgresStore(url, StoreConfig(connect_timeout="2s"))
+    with pytest.raises(StoreError) as err:
+        await s.open()
+    assert type(err.value) is StoreError
+    where = url.split("@")[1].split("/")[0]
+    assert str(err.value) == f"PostgreSQL at {where} refused the connection: {reason}"
+    assert await asyncio.to_thread(main, ["db", "status", "--store", url]) == 1
+    assert capsys.readouterr().err == f"error: {err.value}\n"
+
+
+async def test_a_failing_migration_is_a_permanent_error_in_one_line(
+    pg_dsn: str, _databases: Callable[[str, bool], str]
+) -> None:
+    url = _databases(pg_dsn, False)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE tags (something_else integer)")  # not ours
+    with pytest.raises(StoreError) as err:
+        await PostgresStore(url, store_config(url, "plain")).open()
+    assert type(err.value) is StoreError
+    assert str(err.value) == (
+        "PostgreSQL at 127.0.0.1:5432: schema migration 1"
+        f' ({migrations.MIGRATIONS[0].description}) failed: relation "tags" already exists'
+    )
 
 
 def test_password_from_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,112 +325,89 @@ def test_password_from_environment_variable(monkeypatch: pytest.MonkeyPatch) -> 
     assert masked_dsn("host=h port=1 user=u password=p dbname=d") == "postgresql://u:***@h:1/d"
 
 
-async def test_open_store_picks_postgres(new_db: Callable[[], str]) -> None:
-    s = open_store(new_db())
+async def test_open_store_picks_postgres(new_db: Callable[[], str], flavor: str) -> None:
+    url = new_db()
+    s = open_store(store_config(url, flavor))
     assert isinstance(s, PostgresStore)
     await s.open()
+    assert s.flavor == flavor
     await s.close()
+
+
+# -- timescaledb detection and mode -------------------------------------------------------------------
+
+
+async def test_detection(new_db: Callable[[], str], flavor: str) -> None:
+    async with await psycopg.AsyncConnection.connect(new_db()) as conn:
+        found = await timescale.detect(conn)
+    if flavor == "timescale":
+        assert found == timescale.Detection(TIMESCALEDB_VERSION, True, True)
+        assert found.describe() == f"installed (version {TIMESCALEDB_VERSION})"
+    else:
+        assert found == timescale.Detection(None, True, True)
+        assert found.describe() == "available on the server but not installed"
+
+
+async def test_timescale_off_keeps_a_database_plain(
+    pg_dsn: str, _databases: Callable[[str, bool], str]
+) -> None:
+    url = _databases(pg_dsn, False)
+    s = PostgresStore(url, StoreConfig(url=url, timescale=TimescaleConfig(mode="off")))
+    await s.open()
+    assert s.flavor == "plain" and s.schema_version == migrations.LATEST
+    await s.close()
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        assert (await timescale.detect(conn)).installed is None  # available on the server, not used
 
 
 # -- plantpulse db -----------------------------------------------------------------------------------
 
 
 def test_db_migrate_and_status_commands(
-    new_db: Callable[[], str], capsys: pytest.CaptureFixture[str]
+    new_db: Callable[[], str], flavor: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = new_db()
-    assert main(["db", "status", "--store", url]) == 0
+    if flavor == "plain":  # this server has timescaledb: only mode off keeps a database plain
+        plant = tmp_path / "plant.yaml"
+        plant.write_text(f'store:\n  url: {url}\n  timescale:\n    mode: "off"\n')
+        source = ["-c", str(plant)]
+        extension = "available on the server but not installed"
+    else:
+        source = ["--store", url]
+        extension = f"installed (version {TIMESCALEDB_VERSION})"
+    assert main(["db", "status", *source]) == 0
     out = capsys.readouterr().out
-    assert "schema:      version 0 of 3 (empty" in out and "timescaledb: not available on this server" in out
-    assert main(["db", "migrate", "--store", url, "--target", "1"]) == 0
+    assert "schema:      version 0 of 3 (empty" in out and f"timescaledb: {extension}\n" in out
+    assert main(["db", "migrate", *source, "--target", "1"]) == 0
     assert "from version 0 to 1" in capsys.readouterr().out
-    assert main(["db", "status", "--store", url]) == 0
+    assert main(["db", "status", *source]) == 0
     assert "version 1 of 3 (2 pending)" in capsys.readouterr().out
-    assert main(["db", "migrate", "--store", url]) == 0
-    assert "from version 1 to 3 (plain)" in capsys.readouterr().out
-    assert main(["db", "status", "--store", url]) == 0
+    assert main(["db", "migrate", *source]) == 0
+    assert f"from version 1 to 3 ({flavor})" in capsys.readouterr().out
+    assert main(["db", "status", *source]) == 0
     out = capsys.readouterr().out
-    assert "version 3 of 3 (up to date)" in out and "layout:      plain PostgreSQL" in out
-    assert "index samples_ts_brin on samples: brin (ts)" in out
-    assert "index samples_tag_ts on samples: unique btree (tag_id, ts)" in out
-    assert "table samples_1m: 1-minute rollup maintained by the store" in out
+    assert "version 3 of 3 (up to date)" in out and f"timescaledb: {extension}\n" in out
+    created = out.partition("created:\n")[2]
+    if flavor == "plain":
+        assert "layout:      plain PostgreSQL" in out
+        assert created.splitlines() == [
+            "  index samples_tag_ts on samples: unique btree (tag_id, ts)",
+            "  index samples_ts_brin on samples: brin (ts)",
+            "  index samples_1m_pkey on samples_1m: unique btree (tag_id, bucket)",
+            "  table samples_1m: 1-minute rollup maintained by the store at each batch",
+        ]
+    else:
+        assert "layout:      TimescaleDB (hypertable" in out
+        assert [line.split(" from ")[0].split(" {")[0] for line in created.splitlines()] == [
+            "  hypertable: samples (compression on)",
+            "  continuous aggregate: samples_1m on samples",
+            "  policy: policy_compression on samples every 12:00:00",
+            "  policy: policy_refresh_continuous_aggregate on samples_1m every 00:01:00",
+            "  policy: policy_retention on samples every 12:00:00",
+        ]
 
 
 def test_db_status_reports_an_unreachable_server(port: int, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "status", "--store", f"postgresql://u:pw@127.0.0.1:{port}/x"]) == 1
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port} is unavailable" in err and "pw@" not in err
-
-
-# -- the TimescaleDB path (statements only: the extension is not installable here) ------------------
-
-
-def test_timescale_statements_follow_the_documented_api() -> None:
-    cfg = TimescaleConfig(chunk_interval="6h", compress_after="3d", retain_for="90d")
-    (hyper,) = timescale.hypertable_statements(cfg)
-    assert hyper.sql == (
-        "SELECT create_hypertable('samples', 'ts', chunk_time_interval => %s, "
-        "if_not_exists => TRUE, migrate_data => TRUE)"
-    )
-    assert hyper.params == (timedelta(hours=6),)
-    stmts = timescale.policy_statements(cfg)
-    texts = [st.sql for st in stmts]
-    assert texts[0] == (
-        "ALTER TABLE samples SET (timescaledb.compress, "
-        "timescaledb.compress_segmentby = 'tag_id', timescaledb.compress_orderby = 'ts DESC')"
-    )
-    assert texts[1].startswith("SELECT add_compression_policy('samples', compress_after => %s")
-    assert stmts[1].params == (timedelta(days=3),)
-    assert texts[2].startswith("SELECT add_retention_policy('samples', drop_after => %s")
-    assert stmts[2].params == (timedelta(days=90),)
-    view = texts[3]
-    assert view.startswith("CREATE MATERIALIZED VIEW samples_1m\nWITH (timescaledb.continuous")
-    assert "time_bucket(INTERVAL '1 minute', ts) AS bucket" in view and "last(value, ts) AS last" in view
-    assert view.endswith("WITH NO DATA")
-    assert texts[4].startswith("SELECT add_continuous_aggregate_policy('samples_1m', start_offset => %s")
-    assert stmts[4].params == (timedelta(days=1), timedelta(minutes=1), timedelta(minutes=1))
-    none = TimescaleConfig(compress_after=None, retain_for=None)
-    assert [st.sql.split("(")[0] for st in timescale.policy_statements(none)] == [
-        "ALTER TABLE samples SET ",
-        "CREATE MATERIALIZED VIEW samples_1m\nWITH ",
-        "SELECT add_continuous_aggregate_policy",
-    ]
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    async def execute(self, query: str, params: Any = None) -> None:
-        self.calls.append((query, params))
-
-
-async def test_timescale_migrations_run_the_timescale_statements_in_order() -> None:
-    rec = _Recorder()
-    for step in migrations.MIGRATIONS[1:]:
-        await step.apply(rec, "timescale", TimescaleConfig())  # type: ignore[arg-type]
-    firsts = [q.split("(")[0].strip() for q, _ in rec.calls]
-    assert firsts == [
-        "CREATE UNIQUE INDEX samples_tag_ts ON samples",
-        "SELECT create_hypertable",
-        "ALTER TABLE samples SET",
-        "SELECT add_compression_policy",
-        "SELECT add_retention_policy",
-        "CREATE MATERIALIZED VIEW samples_1m\nWITH",
-        "SELECT add_continuous_aggregate_policy",
-    ]
-    assert not any("brin" in q or "CREATE TABLE samples_1m" in q for q, _ in rec.calls)
-
-
-async def test_detection_picks_plain_postgresql_here(pg_dsn: str) -> None:
-    async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
-        found = await timescale.detect(conn)
-    assert found.installed is None and not found.available
-    assert found.describe() == "not available on this server"
-
-
-async def test_timescale_off_forces_plain(new_db: Callable[[], str]) -> None:
-    s = PostgresStore(new_db(), StoreConfig(timescale=TimescaleConfig(mode="off")))
-    await s.open()
-    assert s.flavor == "plain" and s.schema_version == migrations.LATEST
-    await s.close()
