@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ from plantpulse.errors import SourceUnavailable
 from plantpulse.samples import Quality, Sample
 from plantpulse.timefmt import NS_PER_MS, from_datetime
 
-__all__ = ["OpcUaCollector", "node_id", "quality_of"]
+__all__ = ["OpcUaCollector", "namespaces_text", "node_id", "quality_of"]
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +251,8 @@ class OpcUaCollector:
         TagError per tag, all with one text (so logged once); the other tags are subscribed."""
         refs = {tag.name: tag.ref for tag in self.source.tags}
         uris = {ref.uri for ref in refs.values() if ref.uri is not None}
-        index: dict[str, int] = {}
-        if uris:
-            index = {uri: i for i, uri in enumerate(await client.get_namespace_array())}
+        array: list[str] = await client.get_namespace_array() if uris else []
+        index = {uri: i for i, uri in enumerate(array)}
         missing: dict[str, list[str]] = {}
         out: dict[str, ua.NodeId] = {}
         for name, ref in refs.items():
@@ -265,7 +265,7 @@ class OpcUaCollector:
                 self.name,
                 self.address,
                 f"namespace {uri!r} is not on the server ({len(names)} tags not subscribed, "
-                f"e.g. {names[0]}); it has: {_listing(index)}",
+                f"e.g. {names[0]}); it has: {namespaces_text(array)}",
             )
             for _ in names:
                 sink.error(self.name, error)
@@ -327,9 +327,9 @@ class OpcUaCollector:
         return SourceUnavailable(self.name, self.address, why)
 
 
-def _listing(index: dict[str, int], most: int = 8) -> str:
-    """The server's own namespaces (not 0, the standard one) as ``uri (ns=N)``."""
-    own = [f"{uri} (ns={i})" for uri, i in sorted(index.items(), key=lambda kv: kv[1]) if i > 0]
+def namespaces_text(namespaces: Sequence[str], most: int = 8) -> str:
+    """A server's own namespaces (not 0, the standard one) as ``uri (ns=N), ...``."""
+    own = [f"{uri} (ns={i})" for i, uri in enumerate(namespaces) if i > 0]
     return ", ".join(own[:most]) + (", ..." if len(own) > most else "") if own else "none"
 
 
