@@ -143,8 +143,8 @@ class _Browser:
                         if is_var and name in _EU:
                             eu.setdefault(node, {})[name] = child
                         continue
-                    if child in visited or (objects and child.NamespaceIndex == 0):
-                        continue
+                    if level >= depth or child in visited or (objects and child.NamespaceIndex == 0):
+                        continue  # below the last level, seen already, or the server's own nodes
                     if ref.NodeClass not in (ua.NodeClass.Object, ua.NodeClass.Variable):
                         continue
                     visited.add(child)
@@ -159,7 +159,7 @@ class _Browser:
                         break
                 if out.truncated:
                     break
-            frontier = [f for f in nxt if f[2] <= depth]
+            frontier = nxt
         out.nodes = len(visited)
         out.variables = await self._describe(found, eu)
         return out

@@ -40,6 +40,8 @@ async def press(port: int) -> AsyncIterator[str]:
     await pressure.add_property(ns, "EURange", ua.Range(0.0, 250.0))
     unit = ua.EUInformation(DisplayName=ua.LocalizedText("bar"), Description=ua.LocalizedText("bar"))
     await pressure.add_property(ns, "EngineeringUnits", unit)
+    raw = ua.Variant(1235, ua.VariantType.Int32)  # a variable's own component: one level deeper
+    await pressure.add_variable(ua.NodeId("press1.pressure.raw", ns), ua.QualifiedName("raw", ns), raw)
     await pressure.write_attribute(
         AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText("主缸压力")))
     )
@@ -73,7 +75,7 @@ async def test_browse_writes_nsu_ids_units_and_names_and_the_collector_reads_the
     ] in rows
     assert ["-", "nsu=urn:acme:press;s=press1.model", "String", "PX-200"] in rows
     assert ["-", "nsu=urn:acme:press;s=press1.history", "Int32", "array[3]"] in rows
-    assert err.splitlines()[-1] == "6 variables, 4 tags (2 not numeric: left out)"
+    assert err.splitlines()[-1] == "7 variables, 5 tags (2 not numeric: left out)"
     [source] = yaml.safe_load(out)["sources"]
     assert source["tags"] == [
         {
@@ -84,14 +86,15 @@ async def test_browse_writes_nsu_ids_units_and_names_and_the_collector_reads_the
         },
         {"name": "Press_1/cycles", "node": "nsu=urn:acme:press;i=1001"},
         {"name": "Press_1/running", "node": "nsu=urn:acme:press;s=press1.running"},
+        {"name": "Press_1/压力/raw", "node": "nsu=urn:acme:press;s=press1.pressure.raw"},
         {"name": "Press_1/Diagnostics/errors", "node": "nsu=urn:acme:press;s=press1.diag.errors"},
     ]
     (tmp_path / "plant.yaml").write_text(out, encoding="utf-8")
-    assert check(capsys, tmp_path / "plant.yaml").endswith(": ok: 1 sources, 4 tags, 0 rules in 0 files\n")
+    assert check(capsys, tmp_path / "plant.yaml").endswith(": ok: 1 sources, 5 tags, 0 rules in 0 files\n")
     # and what was written is what the collector reads: every tag delivers its value
     sink = RecordingSink()
     task = asyncio.create_task(OpcUaCollector(OpcUaSource.model_validate(source)).run(sink))
-    await sink.wait_for(lambda s: len({x.tag for x in s.samples}) == 4)
+    await sink.wait_for(lambda s: len({x.tag for x in s.samples}) == 5)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert not sink.errors
@@ -99,6 +102,7 @@ async def test_browse_writes_nsu_ids_units_and_names_and_the_collector_reads_the
         "Press_1/压力": 123.5,
         "Press_1/cycles": 42.0,
         "Press_1/running": 1.0,
+        "Press_1/压力/raw": 1235.0,
         "Press_1/Diagnostics/errors": -3.0,
     }
 
@@ -106,7 +110,7 @@ async def test_browse_writes_nsu_ids_units_and_names_and_the_collector_reads_the
 async def test_depth_and_root(press: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = await run_cli(capsys, "discover", "opcua", press, "--depth", "2")
     assert code == 0
-    assert "Diagnostics" not in out and "Press_1/cycles" in out
+    assert "Diagnostics" not in out and "raw" not in out and "Press_1/cycles" in out
     code, out, err = await run_cli(
         capsys, "discover", "opcua", press, "--root", "nsu=urn:acme:press;s=press1.diag"
     )
