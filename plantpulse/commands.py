@@ -58,6 +58,8 @@ def _check(args: argparse.Namespace) -> int:
 
     loaded = load_config(args.config)
     rules = load_rule_files(loaded.rule_files)
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
     tags = sum(len(s.tags) for s in loaded.plant.sources)
     print(
         f"{args.config}: ok: {len(loaded.plant.sources)} sources, {tags} tags, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,7 @@ from plantpulse import yamlsrc
 from plantpulse.api.config import ApiConfig
 from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
+from plantpulse.collectors.opcua_nodeid import NodeRef, parse_node_id
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.notifier.links import env_secret_problem
 from plantpulse.people.schema import TeamConfig
@@ -42,7 +44,9 @@ class Site(StrictModel):
 
 class OpcUaTag(StrictModel):
     name: str = Field(description="plantpulse tag name, e.g. line1/weld01/current")
-    node: str = Field(description="OPC UA NodeId, e.g. ns=2;s=line1.weld01.current")
+    node: str = Field(
+        description="OPC UA NodeId: nsu=<namespace uri>;s=<name> (survives server restarts) or ns=2;s=<name>"
+    )
     sampling_interval: Duration | None = Field(
         None, description="per-tag sampling; default: the source's publishing interval"
     )
@@ -52,6 +56,16 @@ class OpcUaTag(StrictModel):
     stale_after: Duration | None = Field(None, gt=0, description="watchdog; default: the source's")
     unit: str | None = None
     description: str | None = None
+
+    @field_validator("node")
+    @classmethod
+    def _node_id(cls, v: str) -> str:
+        parse_node_id(v)  # syntax only; nsu= URIs are resolved against the server at connect
+        return v
+
+    @property
+    def ref(self) -> NodeRef:
+        return parse_node_id(self.node)
 
 
 class OpcUaSecurity(StrictModel):
@@ -209,6 +223,8 @@ class LoadedConfig(StrictModel):
     path: Path
     plant: PlantConfig
     rule_files: list[Path]
+    warnings: list[Problem] = Field(default_factory=list)
+    """Findings that do not stop a run (``check`` prints them): certificates out of validity."""
 
 
 def load_config(path: str | Path) -> LoadedConfig:
@@ -231,4 +247,41 @@ def load_config(path: str | Path) -> LoadedConfig:
     if problems:
         raise ConfigError(problems)
     load_rule_files(files)  # raises ConfigError listing every rule problem
-    return LoadedConfig(path=Path(path).resolve(), plant=plant, rule_files=files)
+    warnings = certificate_warnings(plant, doc, datetime.now(UTC))
+    return LoadedConfig(path=Path(path).resolve(), plant=plant, rule_files=files, warnings=warnings)
+
+
+def certificate_warnings(plant: PlantConfig, doc: yamlsrc.Document, now: datetime) -> list[Problem]:
+    """OPC UA certificates that cannot be read or are outside their validity at ``now``.
+
+    Warnings, not errors: ``check`` may run where the deployment's files are not, and a
+    certificate that expires tomorrow is valid today; the collector reports the refusal itself."""
+    from plantpulse.collectors.opcua_certs import load_certificate, validity_problem
+
+    out: list[Problem] = []
+    for i, src in enumerate(plant.sources):
+        if not isinstance(src, OpcUaSource):
+            continue
+        sec = src.security
+        for key, file, who in (
+            ("certificate", sec.certificate, "client certificate"),
+            ("server_certificate", sec.server_certificate, "pinned server certificate"),
+        ):
+            if file is None:
+                continue
+            where = ("sources", i, "security", key)
+            label = f"warning: sources.{i}.security.{key}"
+            try:
+                cert = load_certificate(file)
+            except OSError as e:
+                out.append(doc.problem(where, f"cannot read the {who} {file}: {e.strerror}", label))
+                continue
+            except ValueError:
+                out.append(doc.problem(where, f"the {who} {file} is not a PEM or DER certificate", label))
+                continue
+            why = validity_problem(cert, now)
+            if why is not None:
+                refusal = "servers refuse it" if key == "certificate" else "the server must present a new one"
+                what = f"{who} {file} {why}: {refusal} (BadCertificateTimeInvalid)"
+                out.append(doc.problem(where, what, label))
+    return out

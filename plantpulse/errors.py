@@ -5,6 +5,8 @@
     ├── SourceError          a device or broker failed; carries the source name and address
     │   ├── SourceUnavailable   unreachable, timed out, connection lost: retried with backoff
     │   └── AuthenticationError credentials or certificates refused: not retried in a tight loop
+    │       └── CertificateRejected  a certificate refused: ours by the server, or the server's
+    │                                by our pin; said as such, never as a login failure
     ├── StoreError           the store failed; StoreUnavailable is retried (spooled meanwhile)
     │   └── StoreUnavailable
     └── DeliveryError        a push channel refused or failed a notification
@@ -60,6 +62,16 @@ class SourceUnavailable(SourceError):
 
 class AuthenticationError(SourceError):
     """The source refused our credentials or certificate; retried only slowly."""
+
+    failure = "authentication failed"
+    """How the runner names this kind of failure in its log line."""
+
+
+class CertificateRejected(AuthenticationError):
+    """A certificate was refused: the server's (it does not match the pinned one) or ours
+    (untrusted, expired, wrong application URI); retried as slowly as a refused login."""
+
+    failure = "certificate rejected"
 
 
 class StoreError(PlantPulseError):

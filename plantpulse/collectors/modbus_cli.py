@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from plantpulse.collectors.modbus_plan import decode, plan
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.timefmt import format_duration
 
-__all__ = ["load_modbus_sources", "register"]
+__all__ = ["load_modbus_sources", "parse_target", "read_registers", "register"]
 
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 
@@ -117,14 +118,15 @@ def format_probe(address: int, words: list[int]) -> list[str]:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    host, _, port = args.target.rpartition(":") if ":" in args.target else (args.target, "", "502")
     try:
-        port_n = int(port)
-    except ValueError:
-        print(f"invalid port in {args.target!r}", file=sys.stderr)
+        host, port_n = parse_target(args.target)
+    except ValueError as e:
+        print(e, file=sys.stderr)
         return 2
     result = asyncio.run(
-        _read(host, port_n, args.address, unit=args.unit, table=args.table, wait=args.timeout)
+        read_registers(
+            host, port_n, args.address, (4, 2), unit=args.unit, table=args.table, wait=args.timeout
+        )
     )
     if isinstance(result, str):
         print(
@@ -135,8 +137,19 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _read(host: str, port: int, address: int, *, unit: int, table: str, wait: float) -> list[int] | str:
-    """Four registers, or two when four are refused; an error text when nothing can be read."""
+def parse_target(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (port 502 by default) -> (host, port); ValueError naming the problem."""
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "502")
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError(f"invalid HOST[:PORT] {text!r}")
+    return host, int(port)
+
+
+async def read_registers(
+    host: str, port: int, address: int, counts: Sequence[int], *, unit: int, table: str, wait: float
+) -> list[int] | str:
+    """``counts[0]`` registers from ``address``, else the next count when the device refuses
+    (probe: four, then two); an error text when nothing can be read."""
     from pymodbus.client import AsyncModbusTcpClient
     from pymodbus.exceptions import ModbusException
 
@@ -148,7 +161,7 @@ async def _read(host: str, port: int, address: int, *, unit: int, table: str, wa
         if not await client.connect():
             return "cannot connect"
         why = ""
-        for count in (4, 2):
+        for count in counts:
             if address + count > 65536:
                 continue
             read = client.read_holding_registers if table == "holding" else client.read_input_registers

@@ -26,10 +26,15 @@ Choices, and why:
   PublishRequests is OPC UA's own flow control: the server keeps the notifications), then drops
   that response and reports the drop as a counted error. The transport's receive loop is
   never blocked.
-* **Errors.** asyncua/socket errors are translated here: refused credentials or certificates ->
-  AuthenticationError, everything else -> SourceUnavailable. A tag whose NodeId is malformed
-  or refused by the server is reported through ``sink.error`` (which tag, which node, why) and
-  skipped; the other tags keep flowing.
+* **Node ids by namespace URI.** ``nsu=<uri>;s=...`` is resolved against the namespace array
+  read at every connect (so after every reconnect too: a restarted server may number its
+  namespaces differently). Node id syntax is checked by the config schema (``opcua_nodeid``).
+* **Errors.** Connecting, the certificate pin and error translation live in
+  ``opcua_session`` (shared with ``plantpulse discover``): refused certificates ->
+  CertificateRejected, refused logins -> AuthenticationError, everything else ->
+  SourceUnavailable. A tag whose node the server refuses, or whose namespace URI the server
+  does not have, is reported through ``sink.error`` (which tag, which node, why) and skipped;
+  the other tags keep flowing.
 """
 
 from __future__ import annotations
@@ -38,48 +43,30 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.subscription import Subscription
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
-from asyncua.ua.uaerrors import UaError, UaStatusCodeError
-from cryptography import x509
+from asyncua.ua.uaerrors import UaError
 
 from plantpulse.collectors.base import Sink
 from plantpulse.collectors.errors import SamplesDropped, TagError
+from plantpulse.collectors.opcua_nodeid import NodeRef
+from plantpulse.collectors.opcua_session import Target, close_client, open_client, translate
 from plantpulse.config import OpcUaSource, OpcUaTag
-from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
+from plantpulse.errors import SourceUnavailable
 from plantpulse.samples import Quality, Sample
 from plantpulse.timefmt import NS_PER_MS, from_datetime
 
-__all__ = ["OpcUaCollector", "quality_of"]
+__all__ = ["OpcUaCollector", "namespaces_text", "node_id", "quality_of"]
 
 log = logging.getLogger(__name__)
 
-_AUTH_CODES = frozenset(
-    getattr(StatusCodes, name)
-    for name in (
-        "BadUserAccessDenied",
-        "BadIdentityTokenRejected",
-        "BadIdentityTokenInvalid",
-        "BadUserSignatureInvalid",
-        "BadCertificateInvalid",
-        "BadCertificateUntrusted",
-        "BadCertificateUriInvalid",
-        "BadCertificateTimeInvalid",
-        "BadCertificateRevoked",
-        "BadCertificateUseNotAllowed",
-        "BadSecurityChecksFailed",
-        "BadSecurityPolicyRejected",
-        "BadSecurityModeRejected",
-    )
-)
 _LOST_CODES = frozenset((StatusCodes.BadShutdown, StatusCodes.BadTimeout, StatusCodes.BadNoCommunication))
 _CREATE_CHUNK = 1000
 _QUEUE_SIZE = 10  # per monitored item: keeps every change between two publishes, not just the last
@@ -154,22 +141,6 @@ def _sample(tag: str, dv: ua.DataValue, fallback_ns: int) -> Sample:
     return Sample(ts, tag, value, quality)
 
 
-def _application_uri(certificate: Path) -> str | None:
-    """Our ApplicationUri must equal the URI in our certificate's subjectAltName."""
-    data = certificate.read_bytes()
-    cert = (
-        x509.load_pem_x509_certificate(data)
-        if data.lstrip().startswith(b"-----")
-        else x509.load_der_x509_certificate(data)
-    )
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return None
-    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
-
-
 class OpcUaCollector:
     """A StreamingCollector for one OPC UA server (``config.OpcUaSource``)."""
 
@@ -223,64 +194,20 @@ class OpcUaCollector:
 
     async def _connect(self) -> Client:
         src = self.source
-        client = Client(
-            src.endpoint,
-            timeout=src.timeout / 1e9,
-            watchdog_intervall=min(src.heartbeat, src.timeout) / 1e9,
-            auto_reconnect=False,
-        )
-        client.name = client.description = f"plantpulse {src.name}"
-        client.application_uri = "urn:plantpulse:collector"
-        if src.username is not None:
-            client.set_user(src.username)
-        if src.password is not None:
-            client.set_password(src.password.get_secret_value())
 
         async def lost(exc: Exception) -> None:
             self._handoff_lost(f"connection lost: {exc or type(exc).__name__}")
 
-        client.connection_lost_callback = lost
-        try:
-            await asyncio.wait_for(self._secure(client), src.timeout / 1e9)
-            await asyncio.wait_for(client.connect(), src.timeout / 1e9)
-        except asyncio.CancelledError:
-            await self._disconnect(client)
-            raise
-        except (OSError, TimeoutError, UaError, ValueError) as e:
-            await self._disconnect(client)
-            raise self._translate(e) from None
+        client = await open_client(
+            Target.of(src), watchdog=min(src.heartbeat, src.timeout) / 1e9, on_lost=lost
+        )
         self._client = client
         return client
 
-    async def _secure(self, client: Client) -> None:
-        sec = self.source.security
-        if sec.policy == "None":
-            return
-        assert sec.certificate is not None and sec.private_key is not None  # checked by the schema
-        uri = _application_uri(sec.certificate)
-        if uri:
-            client.application_uri = uri
-        mode = ua.MessageSecurityMode.Sign if sec.mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
-        await client.set_security(
-            SecurityPolicyBasic256Sha256,
-            str(sec.certificate),
-            str(sec.private_key),
-            server_certificate=str(sec.server_certificate) if sec.server_certificate else None,
-            mode=mode,
-        )
-
     async def _disconnect(self, client: Client) -> None:
-        """Tear down without letting asyncua's own teardown noise or errors escape."""
         if self._client is client:
             self._client = None
-        quiet = logging.getLogger("asyncua.client.client")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
-        try:
-            with contextlib.suppress(OSError, TimeoutError, UaError, ConnectionError):
-                await asyncio.wait_for(client.disconnect(), self.source.timeout / 1e9)
-        finally:
-            quiet.setLevel(level)
+        await close_client(client, self.source.timeout / 1e9)
 
     # -- subscription ---------------------------------------------------------------------------
 
@@ -294,16 +221,13 @@ class OpcUaCollector:
         params.PublishingEnabled = True
         feed = _Feed(self, client, params)
         try:
+            nodes = await self._resolve(client, sink)
             await feed.init()
-            requests: list[tuple[OpcUaTag, ua.MonitoredItemCreateRequest]] = []
-            for handle, tag in enumerate(src.tags, start=1):
-                try:
-                    requests.append((tag, self._item_request(handle, tag)))
-                except (UaError, ValueError) as e:
-                    sink.error(
-                        self.name,
-                        TagError(self.name, self.address, f"tag {tag.name}: invalid node {tag.node!r}: {e}"),
-                    )
+            requests = [
+                (tag, self._item_request(handle, tag, nodes[tag.name]))
+                for handle, tag in enumerate(src.tags, start=1)
+                if tag.name in nodes
+            ]
             for i in range(0, len(requests), _CREATE_CHUNK):
                 chunk = requests[i : i + _CREATE_CHUNK]
                 for tag, req in chunk:
@@ -319,11 +243,37 @@ class OpcUaCollector:
                             ),
                         )
         except (OSError, TimeoutError, UaError) as e:
-            raise self._translate(e) from None
+            raise translate(Target.of(src), e) from None
 
-    def _item_request(self, handle: int, tag: OpcUaTag) -> ua.MonitoredItemCreateRequest:
+    async def _resolve(self, client: Client, sink: Sink) -> dict[str, ua.NodeId]:
+        """Each tag's NodeId on this server: ``nsu=`` URIs looked up in the namespace array read
+        now (indexes may differ after a server restart). A URI the server does not have is one
+        TagError per tag, all with one text (so logged once); the other tags are subscribed."""
+        refs = {tag.name: tag.ref for tag in self.source.tags}
+        uris = {ref.uri for ref in refs.values() if ref.uri is not None}
+        array: list[str] = await client.get_namespace_array() if uris else []
+        index = {uri: i for i, uri in enumerate(array)}
+        missing: dict[str, list[str]] = {}
+        out: dict[str, ua.NodeId] = {}
+        for name, ref in refs.items():
+            if ref.uri is not None and ref.uri not in index:
+                missing.setdefault(ref.uri, []).append(name)
+                continue
+            out[name] = node_id(ref.with_index(index[ref.uri]) if ref.uri is not None else ref)
+        for uri, names in missing.items():
+            error = TagError(
+                self.name,
+                self.address,
+                f"namespace {uri!r} is not on the server ({len(names)} tags not subscribed, "
+                f"e.g. {names[0]}); it has: {namespaces_text(array)}",
+            )
+            for _ in names:
+                sink.error(self.name, error)
+        return out
+
+    def _item_request(self, handle: int, tag: OpcUaTag, node: ua.NodeId) -> ua.MonitoredItemCreateRequest:
         rv = ua.ReadValueId()
-        rv.NodeId = ua.NodeId.from_string(tag.node)
+        rv.NodeId = node
         rv.AttributeId = AttributeIds.Value
         mp = ua.MonitoringParameters()
         mp.ClientHandle = handle
@@ -376,23 +326,18 @@ class OpcUaCollector:
     def _unavailable(self, why: str) -> SourceUnavailable:
         return SourceUnavailable(self.name, self.address, why)
 
-    def _translate(self, e: BaseException) -> SourceError:
-        if isinstance(e, UaStatusCodeError) and e.code in _AUTH_CODES:
-            return AuthenticationError(self.name, self.address, f"refused: {_describe(e)}")
-        if isinstance(e, UaError | ValueError) and "endpoint" in str(e).lower():
-            return AuthenticationError(self.name, self.address, f"security: {e}")
-        return SourceUnavailable(self.name, self.address, _describe(e))
+
+def namespaces_text(namespaces: Sequence[str], most: int = 8) -> str:
+    """A server's own namespaces (not 0, the standard one) as ``uri (ns=N), ...``."""
+    own = [f"{uri} (ns={i})" for i, uri in enumerate(namespaces) if i > 0]
+    return ", ".join(own[:most]) + (", ..." if len(own) > most else "") if own else "none"
 
 
 def _handle(req: ua.MonitoredItemCreateRequest) -> int:
     return int(req.RequestedParameters.ClientHandle)
 
 
-def _describe(e: BaseException) -> str:
-    if isinstance(e, UaStatusCodeError):
-        return ua.StatusCode(e.code).name
-    if isinstance(e, TimeoutError):
-        return "timed out"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
-    return str(e) or type(e).__name__
+def node_id(ref: NodeRef) -> ua.NodeId:
+    """A parsed, index-addressed NodeId as asyncua's (the two parsers agree on ``ns=`` forms)."""
+    assert ref.uri is None, "resolve nsu= against the server's namespace array first"
+    return ua.NodeId.from_string(str(ref))

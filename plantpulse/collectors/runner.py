@@ -351,7 +351,7 @@ class CollectorRunner:
         cause = cause_of(error)
         self._errors[cause] = self._errors.get(cause, 0) + 1
         self._last_error = str(error)
-        kind = "authentication failed" if isinstance(error, AuthenticationError) else "unavailable"
+        kind = error.failure if isinstance(error, AuthenticationError) else "unavailable"
         if self._available is not False or self._down_kind != kind:
             # once per outage (again only if it turns into a different kind of failure)
             log.warning("%s (%s): %s: %s", self.name, self.address, kind, _reason(error))

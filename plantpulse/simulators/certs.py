@@ -36,8 +36,12 @@ def make_certificate(
     server: bool = False,
     hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
     days: int = 365,
+    valid_from: dt.datetime | None = None,
 ) -> CertPair:
-    """Write ``<name>.der`` and ``<name>.pem`` to ``directory``; 2048-bit RSA, SHA-256."""
+    """Write ``<name>.der`` and ``<name>.pem`` to ``directory``; 2048-bit RSA, SHA-256.
+
+    Valid from five minutes ago for ``days``; from ``valid_from`` when given (an expired or a
+    not-yet-valid certificate, for tests of how peers refuse them)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -54,6 +58,7 @@ def make_certificate(
         except ValueError:
             alt.append(x509.DNSName(host))
     now = dt.datetime.now(dt.UTC)
+    start = valid_from or now - dt.timedelta(minutes=5)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     cert = (
         x509.CertificateBuilder()
@@ -61,8 +66,8 @@ def make_certificate(
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days) if valid_from else now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

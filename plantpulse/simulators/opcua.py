@@ -25,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 
@@ -71,13 +73,16 @@ class _Last:
 @dataclass(frozen=True)
 class SimulatorSecurity:
     """Basic256Sha256 endpoints with the server's certificate; ``users`` (name -> password),
-    when given, make username login mandatory. ``allow_none`` also offers the open endpoint."""
+    when given, make username login mandatory. ``allow_none`` also offers the open endpoint.
+    ``trusted`` (a directory of client certificates) makes the server check client
+    certificates as a strict server does: trusted, within their validity, matching URI."""
 
     certificate: Path
     private_key: Path
     modes: tuple[Literal["Sign", "SignAndEncrypt"], ...] = ("Sign", "SignAndEncrypt")
     users: dict[str, str] = field(default_factory=dict)
     allow_none: bool = False
+    trusted: Path | None = None
 
 
 class _Users(UserManager):
@@ -110,8 +115,13 @@ class OpcUaSimulator(Service):
         security: SimulatorSecurity | None = None,
         start_ns: int | None = None,
         clock: Any = time.time_ns,
+        namespaces: tuple[str, ...] = (),
     ) -> None:
+        """``namespaces`` are registered before the simulator's own, which then is not at index
+        2: what a server that gained a namespace looks like (clients must resolve ``nsu=``).
+        It is read at every ``start``, so a test may change it across a restart."""
         self.scenario = scenario
+        self.namespaces = namespaces
         self.host = host
         self.port = port or free_port(host)
         self.security = security
@@ -192,7 +202,16 @@ class OpcUaSimulator(Service):
             await server.load_private_key(str(sec.private_key))
             if sec.users:
                 server.set_identity_tokens([ua.UserNameIdentityToken])
+            if sec.trusted is not None:
+                store = TrustStore([sec.trusted], [])
+                await store.load()
+                options = (
+                    CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
+                )
+                server.set_certificate_validator(CertificateValidator(options, store))
         server.set_security_policy(policies)
+        for uri in self.namespaces:
+            await server.register_namespace(uri)
         ns = await server.register_namespace(NAMESPACE_URI)
         scn = self.scenario
         self._nodes = {signal: [] for signal in SIGNALS}

@@ -91,25 +91,62 @@ async def test_heartbeats_advance_while_values_are_flat(scenario: sc.Scenario, s
     assert hb[-1] > max(s.ts for s in sink.samples)
 
 
-async def test_bad_node_ids_are_counted_and_the_rest_flows(
-    scenario: sc.Scenario, sink: RecordingSink
+async def test_unknown_nodes_and_namespaces_are_counted_and_the_rest_flows(
+    scenario: sc.Scenario, sink: RecordingSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with OpcUaSimulator(scenario) as sim:
         tags = [
             ("line1/weld01/voltage", sc.node_id("line1/weld01/voltage")),
             ("line1/weld09/voltage", "ns=2;s=line1/weld09/voltage"),
-            ("line1/weld01/oops", "not a node id"),
+            ("line1/weld01/oops", "nsu=urn:nowhere;s=line1/weld01/voltage"),
+            ("line1/weld02/oops", "nsu=urn:nowhere;i=7"),
         ]
         runner = CollectorRunner(OpcUaCollector(source(sim.endpoint, tags)), sink)
         task = asyncio.create_task(runner.run())
         await sink.wait_for(lambda s: len(s.samples) >= 5)
         await cancel(task)
-    assert runner.status().errors == {"tag": 2}
-    messages = sorted(str(e) for e in sink.errors)
+    assert runner.status().errors == {"tag": 3}
+    messages = sorted({str(e) for e in sink.errors})
+    assert len(messages) == 2  # one text for the unknown namespace, whatever its number of tags
     assert "tag line1/weld09/voltage: node ns=2;s=line1/weld09/voltage: BadNodeIdUnknown" in messages[1]
-    assert "tag line1/weld01/oops: invalid node 'not a node id'" in messages[0]
+    assert messages[0] == (
+        f"weld-opcua ({sim.endpoint}): namespace 'urn:nowhere' is not on the server (2 tags not subscribed, "
+        "e.g. line1/weld01/oops); it has: urn:plantpulse:simulator:server (ns=1), "
+        "urn:plantpulse:simulator (ns=2)"
+    )
+    assert sum("urn:nowhere" in r.getMessage() for r in caplog.records) == 1
     assert {s.tag for s in sink.samples} == {"line1/weld01/voltage"}
     assert runner.status().available is True
+
+
+async def test_nsu_node_ids_are_resolved_again_at_every_connect(
+    scenario: sc.Scenario, sink: RecordingSink
+) -> None:
+    """The simulator's namespace is at index 3 (another one registered first), then at 2 after a
+    restart: the nsu= tag follows it, the hard-coded ns=2 tag is only right the second time."""
+    nsu = "nsu=urn:plantpulse:simulator;s=line1/weld01/voltage"
+    tags = [("line1/weld01/voltage", nsu), ("fixed/voltage", "ns=2;s=line1/weld01/voltage")]
+    sim = OpcUaSimulator(scenario, namespaces=("urn:plantpulse:test:first",))
+    async with sim:
+        runner = CollectorRunner(
+            OpcUaCollector(source(sim.endpoint, tags, heartbeat="200ms")),
+            sink,
+            backoff=Backoff(initial=0.05, maximum=0.2),
+        )
+        task = asyncio.create_task(runner.run())
+        await sink.wait_for(lambda s: len(s.samples) >= 3)
+        assert {s.tag for s in sink.samples} == {"line1/weld01/voltage"}
+        assert "BadNodeIdUnknown" in str(sink.errors[0])
+        await sim.stop()
+        await sink.wait_for(lambda s: runner.status().available is False)
+        stopped_at = max(s.ts for s in sink.samples)
+        sim.namespaces = ()
+        await sim.start()
+        both = {"line1/weld01/voltage", "fixed/voltage"}
+        await sink.wait_for(lambda s: {x.tag for x in s.samples if x.ts > stopped_at} == both)
+        await cancel(task)
+    after = [s for s in sink.samples if s.ts > stopped_at and s.tag == "line1/weld01/voltage"]
+    assert after and all(s.quality == Quality.GOOD for s in after)
 
 
 async def test_restart_reconnects_resubscribes_and_logs_once(

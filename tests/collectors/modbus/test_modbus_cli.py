@@ -58,11 +58,10 @@ def test_plan_reports_problems_with_file_line_and_column(tmp_path: Path) -> None
 async def test_probe_reads_four_registers_and_decodes_every_order() -> None:
     layout = {1: {"holding": {10: 0x42F6, 11: 0xE979, 12: 0, 13: 0}}, 2: {"input": {0: 0x4120, 1: 0}}}
     async with ModbusDeviceServer(layout) as server:  # type: ignore[arg-type]
-        four = await modbus_cli._read("127.0.0.1", server.port, 10, unit=1, table="holding", wait=1.0)
-        two = await modbus_cli._read(
-            "127.0.0.1", server.port, 0, unit=2, table="input", wait=1.0
-        )  # 4 refused: 2
-        refused = await modbus_cli._read("127.0.0.1", server.port, 40, unit=1, table="holding", wait=1.0)
+        read = modbus_cli.read_registers
+        four = await read("127.0.0.1", server.port, 10, (4, 2), unit=1, table="holding", wait=1.0)
+        two = await read("127.0.0.1", server.port, 0, (4, 2), unit=2, table="input", wait=1.0)  # 4 refused: 2
+        refused = await read("127.0.0.1", server.port, 40, (4, 2), unit=1, table="holding", wait=1.0)
     assert four == [0x42F6, 0xE979, 0, 0]
     assert two == [0x4120, 0]
     assert refused == "exception 0x02 (illegal data address)"
