@@ -212,15 +212,19 @@ ORDER BY a.raised_at"""
 # -- shift changes ---------------------------------------------------------------------------
 
 
-def _local_to_utc(local: str, tz: str) -> str:
-    """Site wall-clock ``local`` (timestamp) -> timestamptz, as ``Roster.to_ns`` does it (PEP 495
-    ``fold=0``): a repeated wall time on the autumn night is the first (summer-time) instant,
-    where PostgreSQL alone would take the second; a skipped one moves forward, as in PostgreSQL."""
-    naive = f"(({local}) AT TIME ZONE {tz})"
-    return (
-        f"coalesce((SELECT min(c) FROM (VALUES ({naive} - INTERVAL '1 hour'), "
-        f"({naive} - INTERVAL '30 minutes')) AS f(c) WHERE (c AT TIME ZONE {tz}) = ({local})), {naive})"
-    )
+def _wall_to_utc(tz: str) -> str:
+    """The instant of the site wall time ``w.l`` (PostgreSQL's own reading: ``w.s0``) as the
+    roster reads it (``plantpulse.people.roster``): a wall time the autumn night shows twice is
+    its first occurrence, where PostgreSQL takes the second; one the spring night skips is the
+    instant the clock jumps (03:00), where PostgreSQL reads it with the offset before the jump."""
+    offset = f"(c AT TIME ZONE {tz}) - (c AT TIME ZONE 'UTC')"
+    return f"""coalesce(
+    (SELECT min(c) FROM (VALUES (w.s0 - INTERVAL '1 hour'), (w.s0 - INTERVAL '30 minutes')) AS f(c)
+     WHERE (c AT TIME ZONE {tz}) = w.l),
+    CASE WHEN (w.s0 AT TIME ZONE {tz}) = w.l THEN w.s0 ELSE (
+      SELECT min(c)
+      FROM generate_series(w.s0 - ((w.s0 AT TIME ZONE {tz}) - w.l), w.s0, INTERVAL '1 minute') AS g(c)
+      WHERE {offset} = (w.s0 AT TIME ZONE {tz}) - (w.s0 AT TIME ZONE 'UTC')) END)"""
 
 
 def shift_changes(view: PlantView) -> str:
@@ -231,7 +235,6 @@ def shift_changes(view: PlantView) -> str:
         return "SELECT NULL::timestamptz AS time, NULL::text AS text, NULL::text AS tags WHERE FALSE"
     tz = literal(view.timezone)
     rows = ",\n    ".join(_shift_row(s) for s in view.shifts)
-    local = "(d.day + make_interval(mins => s.start_min))"
     crew = (
         "substr(r.pattern, (((c.day - r.start) % length(r.pattern)) + length(r.pattern))"
         " % length(r.pattern) + 1, 1)"
@@ -244,8 +247,10 @@ WITH s AS (
   SELECT day::date AS day FROM generate_series(
     (({T_FROM}) AT TIME ZONE {tz})::date - 1, (({T_TO}) AT TIME ZONE {tz})::date, INTERVAL '1 day') AS day
 ), c AS (
-  SELECT {_local_to_utc(local, tz)} AS time, s.shift, d.day, s.rot_names, s.rot_starts, s.rot_patterns
+  SELECT {_wall_to_utc(tz)} AS time, s.shift, d.day, s.rot_names, s.rot_starts, s.rot_patterns
   FROM s CROSS JOIN d
+  CROSS JOIN LATERAL (SELECT d.day + make_interval(mins => s.start_min) AS l) AS w0
+  CROSS JOIN LATERAL (SELECT w0.l AS l, w0.l AT TIME ZONE {tz} AS s0) AS w
   WHERE s.days IS NULL OR extract(isodow FROM d.day)::int = ANY(s.days)
 )
 SELECT c.time, c.shift || coalesce(': ' || (
