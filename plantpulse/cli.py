@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "plantpulse.people.cli",  # roster show | check
     "plantpulse.collectors.modbus_cli",  # modbus plan | probe
     "plantpulse.discover.cli",  # discover opcua | mqtt | modbus
+    "plantpulse.dashboards.grafana.cli",  # dashboards generate | push
 )
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from plantpulse import yamlsrc
 from plantpulse.api.config import ApiConfig
 from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.opcua_nodeid import NodeRef, parse_node_id
+from plantpulse.dashboards.grafana.config import GrafanaConfig
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.notifier.links import env_secret_problem
 from plantpulse.people.schema import TeamConfig
@@ -200,6 +202,7 @@ class PlantConfig(StrictModel):
     stream: StreamConfig = StreamConfig()
     team: TeamConfig = TeamConfig()  # people, roster, escalation (docs/people.md)
     api: ApiConfig | None = None  # acknowledge links and the HTTP API (plantpulse/api)
+    grafana: GrafanaConfig | None = None  # dashboards generate | push (docs/dashboards.md)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:
@@ -214,6 +217,15 @@ class PlantConfig(StrictModel):
                 if tag.name in tags:
                     raise ValueError(f"tag {tag.name!r} is read by two sources")
                 tags.add(tag.name)
+        if self.grafana is not None and self.store.url.partition("://")[0].lower() not in (
+            "postgresql",
+            "postgres",
+        ):
+            msg = "Grafana reads the PostgreSQL store; store.url is not postgresql://..."
+            raise ValidationError.from_exception_data(
+                "PlantConfig",
+                [InitErrorDetails(type=PydanticCustomError("store", msg), loc=("grafana",), input=None)],
+            )
         return self
 
 
