@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "plantpulse.store.cli",  # db migrate | status
     "plantpulse.people.cli",  # roster show | check
     "plantpulse.collectors.modbus_cli",  # modbus plan | probe
+    "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
 )
 
 
