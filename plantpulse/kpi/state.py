@@ -43,7 +43,7 @@ from plantpulse.kpi.acc import Acc
 from plantpulse.kpi.calendar import Window
 from plantpulse.kpi.plan import KpiPlan
 from plantpulse.kpi.results import AlertMark, Closer, KpiResult
-from plantpulse.kpi.streams import BAND, COUNTER, HIST, STATE, Streams
+from plantpulse.kpi.streams import BAND, COUNTER, HIST, MEAN, MINMAX, STATE, Streams
 from plantpulse.rules.arrays import F64, I64, INTP, NONE, B, fj, grow, jf
 from plantpulse.samples import Quality, SampleBatch, TagRegistry
 
@@ -151,14 +151,16 @@ class KpiState:
         self, batch: SampleBatch, *, alerts: Iterable[AlertMark] = (), watermark: int | None = None
     ) -> list[KpiResult]:
         """Take one micro-batch (any order) and the alert raises it produced; return the results
-        of every window that closed, in order of their end."""
+        of every window that closed, in order of their end. ``watermark``, when given, must be
+        at least the batch's largest timestamp (the engine's watermark after the same batch);
+        by default it is that timestamp."""
         self._sync()
         self._take(alerts)
         wm = watermark
         out: list[KpiResult] = []
         if len(batch):
-            top = int(batch.ts.max())
-            wm = top if wm is None else max(wm, top)
+            if wm is None:
+                wm = int(batch.ts.max())
             out = self._ingest(batch, wm)
         if wm is not None:
             out += self.advance(wm)
@@ -206,18 +208,17 @@ class KpiState:
         pos, tm, distinct = self._layout_of(batch.tag)
         if len(tm) == 0:
             return []
-        if pos is None:
-            ts, v, q = batch.ts, batch.value, batch.quality
+        if pos is None:  # the fast path keeps ts: a copy, as the caller may reuse its buffers
+            ts, v = batch.ts.copy(), batch.value
         else:
-            ts, v, q = batch.ts[pos], batch.value[pos], batch.quality[pos]
+            ts, v = batch.ts[pos], batch.value[pos]
         self.stats.samples += len(ts)
         if int(batch.quality.max()) >= _BAD:
-            bad = q == _BAD
+            bad = (batch.quality if pos is None else batch.quality[pos]) == _BAD
             nbad = int(np.count_nonzero(bad))
             if nbad:
                 self.stats.bad_samples += nbad
-                v = v.copy()
-                v[bad] = np.nan
+                v = np.where(bad, np.nan, v)
         lo = int(ts.min())
         if distinct and lo >= self._floor and wm < self._next:
             self._fast(tm, ts, v)
@@ -230,11 +231,11 @@ class KpiState:
         if held is not None and held[0] is not tm:
             self._flush()
         h = self.held[tm]
-        ch = np.flatnonzero(h != v)
+        ch = np.flatnonzero(h != v)  # NaN != NaN: bad rows count as changes (they cost little)
         if len(ch):
             tc = tm[ch]
             self._changes(tc, ts[ch], v[ch], h[ch], self.since[tc], distinct=True)
-        self._held_rows = (tm, ts.copy())
+        self._held_rows = (tm, ts)
 
     def _flush(self) -> None:
         """Write the last fast batch's times into ``last_ts`` (only the slow path reads it)."""
@@ -317,10 +318,12 @@ class KpiState:
     def _changes(self, tg: INTP, t: I64, v: F64, h: F64, s: I64, *, distinct: bool) -> None:
         """Rows where a tag's value or quality changes, grouped by tag and time-ordered in each
         group: ``h`` was held since ``s`` until ``t``; from ``t`` on the tag holds ``v``."""
-        self._hold(tg, h, t - s, distinct=distinct)
+        hn, vn = np.isnan(h), np.isnan(v)
         feat = self.streams.feat[tg]
-        if (feat & COUNTER).any():
-            ci = np.flatnonzero(((feat & COUNTER) != 0) & ~np.isnan(v))
+        bits = int(np.bitwise_or.reduce(feat))
+        self._hold(tg, h, t - s, hn=hn, feat=feat, bits=bits, distinct=distinct)
+        if bits & COUNTER:
+            ci = np.flatnonzero(((feat & COUNTER) != 0) & ~vn)
             if len(ci):
                 self._count(tg[ci], v[ci], distinct=distinct)
         if distinct:
@@ -330,32 +333,46 @@ class KpiState:
             e = _ends(tg)
             self.held[tg[e]] = v[e]
             self.since[tg[e]] = t[e]
-        flip = np.isnan(h) != np.isnan(v)
+        flip = hn != vn
         if flip.any():
             f = np.flatnonzero(flip)
-            self._flips(tg[f], t[f], np.isnan(v[f]))
+            self._flips(tg[f], t[f], vn[f])
 
-    def _hold(self, tg: INTP, h: F64, dt: I64, *, distinct: bool) -> None:
-        """Add good value ``h`` held for ``dt`` ns to the segment's sums of tags ``tg``."""
-        ok = ~np.isnan(h) & (dt > 0)
-        if not ok.all():
-            i = np.flatnonzero(ok)
-            if len(i) == 0:
-                return
-            tg, h, dt = tg[i], h[i], dt[i]
+    def _hold(
+        self, tg: INTP, h: F64, dt: I64, *, hn: B, feat: npt.NDArray[np.uint8], bits: int, distinct: bool
+    ) -> None:
+        """Add good value ``h`` held for ``dt`` ns to the segment's sums of tags ``tg``
+        (``hn``: h is NaN; ``feat``: the tags' feature bits, ``bits`` their union)."""
+        ok = ~hn & (dt > 0)
+        full = bool(ok.all())
+        if not full and not ok.any():
+            return
         f = self.seg.f
-        area = h * dt
-        if distinct:
-            f["int"][tg] += area
-            f["min"][tg] = np.minimum(f["min"][tg], h)
-            f["max"][tg] = np.maximum(f["max"][tg], h)
-        else:
-            np.add.at(f["int"], tg, area)
-            np.minimum.at(f["min"], tg, h)
-            np.maximum.at(f["max"], tg, h)
+        if bits & MEAN:  # the integral of every changed tag, so sums never depend on the batch
+            if full:
+                area = h * dt
+            else:  # masked rather than selected: adding 0.0 changes no sum
+                area = np.zeros(len(h))
+                np.multiply(h, dt, out=area, where=ok)
+            if distinct:
+                f["int"][tg] += area
+            else:
+                np.add.at(f["int"], tg, area)
+        if bits & MINMAX:
+            lo, hi = (h, h) if full else (np.where(ok, h, np.inf), np.where(ok, h, -np.inf))
+            if distinct:
+                f["min"][tg] = np.minimum(f["min"][tg], lo)
+                f["max"][tg] = np.maximum(f["max"][tg], hi)
+            else:
+                np.minimum.at(f["min"], tg, lo)
+                np.maximum.at(f["max"], tg, hi)
+        if not bits & (STATE | BAND | HIST):
+            return
+        if not full:
+            i = np.flatnonzero(ok)
+            tg, h, dt, feat = tg[i], h[i], dt[i], feat[i]
+            bits = int(np.bitwise_or.reduce(feat))
         st = self.streams
-        feat = st.feat[tg]
-        bits = int(np.bitwise_or.reduce(feat)) if len(feat) else 0
         if bits & STATE:
             rs = st.runset[tg]
             for r in np.unique(rs[rs >= 0]).tolist():
@@ -421,7 +438,11 @@ class KpiState:
         n = len(self.held)
         known = np.flatnonzero(~np.isnan(self.held))
         if len(known):
-            self._hold(known, self.held[known], b - self.since[known], distinct=True)
+            h = self.held[known]
+            feat = self.streams.feat[known]
+            hn = np.zeros(len(known), dtype=np.bool_)
+            bits = int(np.bitwise_or.reduce(feat))
+            self._hold(known, h, b - self.since[known], hn=hn, feat=feat, bits=bits, distinct=True)
         self.since[:n] = b
         np.maximum(self.last_ts, b, out=self.last_ts)
         full = self.nbad == 0

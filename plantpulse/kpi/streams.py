@@ -27,8 +27,10 @@ I64 = npt.NDArray[np.int64]
 
 COUNTER_INPUTS = {"yield": (0, 1), "ratio": (0, 1), "performance": (0,)}
 STATE_INPUT = {"availability": 0, "performance": 1}
-COUNTER, STATE, BAND, HIST = 1, 2, 4, 8
-"""Bits of ``Streams.feat``: what the per-tag sums compute for a tag beyond integral, min, max."""
+COUNTER, STATE, BAND, HIST, MEAN, MINMAX = 1, 2, 4, 8, 16, 32
+"""Bits of ``Streams.feat``: what the per-tag sums compute for a tag. A changed row of a MEAN
+(MINMAX) tag makes the integral (min and max) be kept for every changed row of that batch,
+and these sums are only read for the tags that have the bit."""
 
 
 @dataclass
@@ -176,6 +178,10 @@ class Streams:
                 self.feat[tid] |= STATE
         if kpi.kind == "time_weighted":
             tid = ids[0]
+            if kpi.stat == "mean":
+                self.feat[tid] |= MEAN
+            if kpi.stat in ("min", "max"):
+                self.feat[tid] |= MINMAX
             if kpi.band is not None and np.isnan(self.band_lo[tid]):
                 self.band_lo[tid], self.band_hi[tid] = kpi.band
                 self.feat[tid] |= BAND
