@@ -343,6 +343,8 @@ class KpiState:
     ) -> None:
         """Add good value ``h`` held for ``dt`` ns to the segment's sums of tags ``tg``
         (``hn``: h is NaN; ``feat``: the tags' feature bits, ``bits`` their union)."""
+        if not bits & (MEAN | MINMAX | STATE | BAND | HIST):
+            return  # only counters changed: they sum increments, not held time
         ok = ~hn & (dt > 0)
         full = bool(ok.all())
         if not full and not ok.any():
