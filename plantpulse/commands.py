@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("check", help="validate a plant configuration and every rule file it names")
+    p = sub.add_parser("check", help="validate a plant configuration and every rule and KPI file it names")
     p.add_argument("-c", "--config", type=Path, required=True, help="plant.yaml")
     p.set_defaults(func=_check)
 
@@ -56,14 +56,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _check(args: argparse.Namespace) -> int:
     from plantpulse.rules.loader import load_rule_files
 
-    loaded = load_config(args.config)
+    loaded = load_config(args.config)  # also validates the KPI files against the team and rules
     rules = load_rule_files(loaded.rule_files)
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
     tags = sum(len(s.tags) for s in loaded.plant.sources)
+    kpis = ""
+    if loaded.kpi_files:
+        from plantpulse.kpi.loader import load_kpi_files
+
+        n = len(load_kpi_files(loaded.kpi_files).kpis)
+        kpis = f", {n} KPIs in {len(loaded.kpi_files)} files"
     print(
         f"{args.config}: ok: {len(loaded.plant.sources)} sources, {tags} tags, "
-        f"{len(rules)} rules in {len(loaded.rule_files)} files"
+        f"{len(rules)} rules in {len(loaded.rule_files)} files{kpis}"
     )
     return 0
 

@@ -197,6 +197,7 @@ class PlantConfig(StrictModel):
     site: Site = Site()
     sources: list[Source] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list, description="rule files or globs, relative to this file")
+    kpis: list[str] = Field(default_factory=list, description="KPI files or globs, relative to this file")
     store: StoreConfig = StoreConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     stream: StreamConfig = StreamConfig()
@@ -230,37 +231,57 @@ class PlantConfig(StrictModel):
 
 
 class LoadedConfig(StrictModel):
-    """A validated config plus the rule files it resolved to (absolute paths)."""
+    """A validated config plus the rule and KPI files it resolved to (absolute paths)."""
 
     path: Path
     plant: PlantConfig
     rule_files: list[Path]
+    kpi_files: list[Path] = Field(default_factory=list)
     warnings: list[Problem] = Field(default_factory=list)
     """Findings that do not stop a run (``check`` prints them): certificates out of validity."""
 
 
 def load_config(path: str | Path) -> LoadedConfig:
-    """Validate ``plant.yaml`` and every rule file it names; raise ConfigError with all problems."""
+    """Validate ``plant.yaml`` and every rule and KPI file it names (KPIs against the team and
+    the rule ids); raise ConfigError with all problems."""
+    from plantpulse.kpi.loader import load_kpi_files
     from plantpulse.rules.loader import load_rule_files
 
     doc = yamlsrc.load(path, interpolate_env=True)
     plant = yamlsrc.validate(PlantConfig, doc)
     base = Path(path).resolve().parent
-    files: list[Path] = []
     problems: list[Problem] = []
     secret = plant.team.links.secret
     if (why := env_secret_problem(secret.get_secret_value() if secret else None, os.environ)) is not None:
         problems.append(doc.problem(("team", "links"), why, "team.links"))  # run would fail on it
-    for i, pattern in enumerate(plant.rules):
-        matches = sorted(glob.glob(str(base / pattern)))
-        if not matches:
-            problems.append(doc.problem(("rules", i), f"no rule file matches {pattern!r}", "rules"))
-        files.extend(Path(m) for m in matches)
+
+    def expand(key: str, what: str) -> list[Path]:
+        files: list[Path] = []
+        for i, pattern in enumerate(getattr(plant, key)):
+            matches = sorted(glob.glob(str(base / pattern)))
+            if not matches:
+                problems.append(doc.problem((key, i), f"no {what} file matches {pattern!r}", key))
+            files.extend(Path(m) for m in matches)
+        return files
+
+    files, kpi_files = expand("rules", "rule"), expand("kpis", "KPI")
     if problems:
         raise ConfigError(problems)
-    load_rule_files(files)  # raises ConfigError listing every rule problem
+    rule_ids: set[str] | None = None
+    try:
+        rule_ids = {r.id for r in load_rule_files(files)}
+    except ConfigError as e:
+        problems.extend(e.problems)
+    try:
+        load_kpi_files(kpi_files, team=plant.team, rule_ids=rule_ids)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems)
     warnings = certificate_warnings(plant, doc, datetime.now(UTC))
-    return LoadedConfig(path=Path(path).resolve(), plant=plant, rule_files=files, warnings=warnings)
+    return LoadedConfig(
+        path=Path(path).resolve(), plant=plant, rule_files=files, kpi_files=kpi_files, warnings=warnings
+    )
 
 
 def certificate_warnings(plant: PlantConfig, doc: yamlsrc.Document, now: datetime) -> list[Problem]:

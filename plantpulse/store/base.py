@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from plantpulse.alerts import Alert, AlertEvent, JournalEntry
-from plantpulse.samples import Sample, SampleBatch
+from plantpulse.samples import Sample, SampleBatch, TagRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,14 @@ class Store(Protocol):
 
     async def latest(self, tags: Sequence[str] | None = None) -> dict[str, Sample]:
         """Latest sample per tag (all tags when ``tags`` is None)."""
+
+    async def read_samples(
+        self, tags: Sequence[str], start: int, end: int, registry: TagRegistry, *, prior: bool = False
+    ) -> SampleBatch:
+        """Every sample of ``tags`` with ``start <= ts < end`` as one batch in time order,
+        interned in ``registry``; with ``prior``, each tag's last sample before ``start``
+        comes first (the value it held at ``start``: zero-order hold). Unknown tags give no
+        rows. Recomputations (``kpi report``, ``trace``) read through this."""
 
     async def series(self, tag: str, start: int, end: int, bucket: int) -> list[Bucket]:
         """Buckets of ``bucket`` ns over [start, end), from the 1-minute rollup when ``bucket``

@@ -103,6 +103,15 @@ SELECT us - ((us %% %(b)s) + %(b)s) %% %(b)s AS b, min(value), max(value), sum(v
        (array_agg(value ORDER BY ts DESC))[1], count(*)
 FROM m GROUP BY 1 ORDER BY 1"""
 
+_READ_RANGE = """\
+SELECT ts, tag_id, value, quality FROM samples
+WHERE tag_id = ANY(%(ids)s) AND ts >= %(start)s AND ts < %(end)s ORDER BY ts, tag_id"""
+_READ_PRIOR = """\
+SELECT p.ts, p.tag_id, p.value, p.quality FROM unnest(%(ids)s::int4[]) AS t(id)
+CROSS JOIN LATERAL (SELECT ts, tag_id, value, quality FROM samples
+                    WHERE tag_id = t.id AND ts < %(start)s ORDER BY ts DESC LIMIT 1) AS p
+ORDER BY p.ts, p.tag_id"""
+
 _ALERT_COLUMNS = (
     "id, rule, tag, asset, severity, message, raised_at, value, cleared_at, acked_at, acked_by,"
     " ack_comment, notify, on_shift, shelved_until, shelve_reason"
@@ -495,6 +504,32 @@ class PostgresStore:
             )
             rows = await cur.fetchall()
         return {name: Sample(dt_to_ns(ts), name, value, Quality(q)) for name, ts, value, q in rows}
+
+    async def read_samples(
+        self, tags: Sequence[str], start: int, end: int, registry: TagRegistry, *, prior: bool = False
+    ) -> SampleBatch:
+        names = list(dict.fromkeys(tags))
+        rows: list[Any] = []
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT id, name FROM tags WHERE name = ANY(%s)", (names,))
+            ids = {int(i): n for i, n in await cur.fetchall()}
+            if ids:
+                params = {"ids": list(ids), "start": ns_to_dt(start), "end": ns_to_dt(end)}
+                if prior:
+                    cur = await conn.execute(_READ_PRIOR, params)
+                    rows += await cur.fetchall()
+                cur = await conn.execute(_READ_RANGE, params)
+                rows += await cur.fetchall()
+        if not rows:
+            return SampleBatch.empty(registry)
+        lut = {tid: registry.id(name) for tid, name in ids.items()}
+        return SampleBatch.make(
+            registry,
+            [dt_to_ns(r[0]) for r in rows],
+            [lut[r[1]] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+        )
 
     async def series(self, tag: str, start: int, end: int, bucket: int) -> list[Bucket]:
         return await self._series(tag, start, end, bucket, rollup=bucket % _MINUTE_NS == 0)

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from plantpulse.alerts import Alert, AlertEvent, JournalEntry, Severity
 from plantpulse.errors import StoreError, StoreUnavailable
-from plantpulse.samples import Quality, Sample, SampleBatch, asset_of
+from plantpulse.samples import Quality, Sample, SampleBatch, TagRegistry, asset_of
 from plantpulse.store.base import Bucket, TagInfo
 from plantpulse.store.sqlite_thread import SQLiteThread
 
@@ -155,6 +155,21 @@ SELECT g.bstart, g.mn, g.mx, g.sm, g.n, r.last_value
 FROM g JOIN samples_1m AS r
   ON r.tag_id = :tag AND r.minute = g.lts - ((g.lts % :m) + :m) % :m
 ORDER BY g.bstart
+"""
+
+# Bulk reads of chosen tags: ids come as one JSON array parameter (no SQL built from values).
+_READ_RANGE = """
+SELECT s.ts, s.tag_id, s.value, s.quality FROM samples AS s
+WHERE s.tag_id IN (SELECT value FROM json_each(:ids)) AND s.ts >= :start AND s.ts < :end
+ORDER BY s.ts, s.tag_id
+"""
+
+_READ_PRIOR = """
+SELECT s.ts, s.tag_id, s.value, s.quality FROM json_each(:ids) AS j
+JOIN samples AS s ON s.rowid = (
+    SELECT rowid FROM samples WHERE tag_id = j.value AND ts < :start ORDER BY ts DESC LIMIT 1
+)
+ORDER BY s.ts, s.tag_id
 """
 
 _LATEST = """
@@ -338,6 +353,28 @@ class SQLiteStore:
             return {name: Sample(int(ts), name, _num(v), Quality(int(q))) for name, ts, v, q in rows}
 
         return await self._run(work, "latest")
+
+    async def read_samples(
+        self, tags: Sequence[str], start: int, end: int, registry: TagRegistry, *, prior: bool = False
+    ) -> SampleBatch:
+        names = list(dict.fromkeys(tags))
+
+        def work(conn: sqlite3.Connection) -> tuple[list[Any], dict[int, str]]:
+            ids = {tid: n for n in names if (tid := self._tag_id(conn, n)) is not None}
+            rows: list[Any] = []
+            if ids:
+                params = {"ids": json.dumps(list(ids)), "start": start, "end": end}
+                if prior:
+                    rows += conn.execute(_READ_PRIOR, params).fetchall()
+                rows += conn.execute(_READ_RANGE, params).fetchall()
+            return rows, ids
+
+        rows, ids = await self._run(work, "read_samples")
+        if not rows:
+            return SampleBatch.empty(registry)
+        lut = {tid: registry.id(name) for tid, name in ids.items()}
+        ts, tid, value, quality = zip(*rows, strict=True)
+        return SampleBatch.make(registry, ts, [lut[t] for t in tid], [_num(v) for v in value], quality)
 
     async def series(self, tag: str, start: int, end: int, bucket: int) -> list[Bucket]:
         if bucket <= 0:
