@@ -1,9 +1,10 @@
 """What every per-rule stream set shares: the batch it is given and the stream table.
 
-A *stream* is one (rule, matched tag) pair: one alert lifecycle (SPEC §4 rule 7). Stream
-sets keep their state in parallel numpy arrays indexed by stream number, and a lookup from
-tag id to the (stream, input slot) pairs that read the tag, so a sample only reaches the
-streams that use it.
+A *stream* is one (rule, matched tag) pair: one alert lifecycle (SPEC §4 rule 7, stated
+point by point in lifecycle.py). Stream sets keep their state in parallel numpy arrays
+indexed by stream number, and a lookup from tag id to the (stream, input slot) pairs that
+read the tag, so a sample only reaches the streams that use it. What an alert carries from
+its raise to its clear (time, value, message) is kept here, for every kind alike.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from plantpulse.alerts import AlertEvent
-from plantpulse.rules.arrays import F64, I8, I64, INTP, B, grow, ragged_index
+from plantpulse.rules.arrays import F64, I8, I64, INTP, NONE, B, fj, grow, jf, jt, ragged_index, tj
 from plantpulse.rules.model import Rule
 
 
@@ -60,6 +61,9 @@ class Seed:
     bad: bool
 
 
+_ALERT = {"raised_at": NONE, "raised_val": np.nan}
+
+
 class StreamSet(ABC):
     """All streams of one rule."""
 
@@ -78,6 +82,9 @@ class StreamSet(ABC):
         self._scratch = np.zeros(0, dtype=np.intp)
         self.raised = 0
         self.cleared = 0
+        self.raised_at = np.zeros(0, dtype=np.int64)
+        self.raised_val = np.zeros(0, dtype=np.float64)
+        self.messages: dict[int, str] = {}  # the message of every active alert, by stream
 
     def __len__(self) -> int:
         return len(self.names)
@@ -90,6 +97,7 @@ class StreamSet(ABC):
         for slot, tid in enumerate(input_ids):
             self._pairs.append((tid, s, slot))
         self._dirty = True
+        grow_all(self, s + 1, _ALERT)
         self._grow(s + 1)
         self._seed(s, seeds)
         return s
@@ -142,16 +150,39 @@ class StreamSet(ABC):
         self._scratch[stream] = pos
         return bool(np.array_equal(self._scratch[stream], pos))
 
-    def event(self, kind: str, s: int, *, raised_at: int, at: int, value: float, message: str) -> AlertEvent:
-        if kind == "raised":
-            self.raised += 1
-        else:
-            self.cleared += 1
+    def _raise(self, s: int, at: int, value: float, aux: float | None = None) -> AlertEvent:
+        """Stream ``s`` raises at ``at``; its message is rendered now and kept for the clear."""
+        msg = self.rule.render(self.names[s], value, aux)
+        self.raised_at[s], self.raised_val[s] = at, value
+        self.messages[s] = msg
+        self.raised += 1
+        return self._event("raised", s, raised_at=at, at=at, value=value, message=msg)
+
+    def _clear(self, s: int, at: int) -> AlertEvent:
+        """Stream ``s`` clears at ``at``: the event repeats its raise's time, value and message."""
+        self.cleared += 1
+        msg = self.messages.pop(s, "")
+        raised_at, value = int(self.raised_at[s]), float(self.raised_val[s])
+        return self._event("cleared", s, raised_at=raised_at, at=at, value=value, message=msg)
+
+    def _event(self, kind: str, s: int, *, raised_at: int, at: int, value: float, message: str) -> AlertEvent:
         r = self.rule
         return AlertEvent(
             kind,  # type: ignore[arg-type]
             r.id, self.names[s], r.severity, raised_at, at, value, message, r.notify, r.for_ns,
         )  # fmt: skip
+
+    def _alert_state(self, s: int) -> dict[str, Any]:
+        return {
+            "raised_at": jt(int(self.raised_at[s])),
+            "raised_val": jf(float(self.raised_val[s])),
+            "message": self.messages.get(s),
+        }
+
+    def _restore_alert(self, s: int, st: dict[str, Any]) -> None:
+        self.raised_at[s], self.raised_val[s] = tj(st["raised_at"]), fj(st["raised_val"])
+        if st["message"] is not None:
+            self.messages[s] = st["message"]
 
     @abstractmethod
     def _grow(self, n: int) -> None: ...

@@ -3,7 +3,8 @@
 Per batch, the evaluation points of all streams of a rule are laid out grouped by stream
 and the condition is computed for all of them at once. Each point is FIRE, CLEAR, BAND
 (inside the hysteresis band) or UNKNOWN (an input is bad or has no value yet). The alert
-lifecycle (SPEC §4 rules 3, 5, 6, 7) then only depends on maximal runs of equal status:
+lifecycle (SPEC §4 rules 3, 5, 6, 7; lifecycle.py states it point by point and the tests
+hold this module to it) then only depends on maximal runs of equal status:
 
 * a FIRE run starting at ``t0`` *qualifies* when the point that ends it has ``ts >= t0 + for``;
 * a CLEAR run starting at ``t1`` qualifies when the point that ends it has ``ts >= t1 + clear.for``;
@@ -35,16 +36,17 @@ import numpy as np
 from plantpulse.alerts import AlertEvent
 from plantpulse.rules.arrays import F64, I64, INTP, NONE, B, fj, group_starts, grow, jf, jt, tj
 from plantpulse.rules.base import Rows, Seed, StreamSet, grow_all
-from plantpulse.rules.model import Rule
+from plantpulse.rules.lifecycle import Status
+from plantpulse.rules.model import Deviation, Rate, Rule, Stale
 
-UNKNOWN, FIRE, CLEAR, BAND = 0, 1, 2, 3
+BAND, FIRE, CLEAR, UNKNOWN = (int(s) for s in Status)  # plain ints for numpy
 INF = np.iinfo(np.int64).max
 
-# Fast path: code = fire + 2 * clear, 3 when bad (so BAND 0, FIRE 1, CLEAR 2, UNKNOWN 3);
+# Fast path: code = the Status, computed as fire + 2 * clear, 3 when bad;
 # mode = active + 2 * pending. _TABLE[4 * mode + code]: 0 nothing changes, 1 a pending run
-# starts, 2 a pending run goes on, 3 a pending run ends. _HOTMASK[mode] has bit ``code`` set
+# starts, 2 a pending run goes on, 3 a pending run ends (lifecycle.step at a point before the
+# run's deadline; tests/rules/test_lifecycle.py checks it). _HOTMASK[mode] has bit ``code`` set
 # where _TABLE is not 0 (0 for a tag the rule does not read).
-_F_FIRE, _F_CLEAR = 1, 2
 _TABLE = np.array([0, 1, 0, 0, 0, 0, 1, 0, 3, 2, 3, 3, 3, 3, 2, 3], dtype=np.int8)
 _HOTMASK = np.array([0b0010, 0b0100, 0b1111, 0b1111], dtype=np.int8)
 
@@ -53,8 +55,6 @@ _STATE = {
     "pend": NONE,
     "pend_val": np.nan,
     "pend_aux": np.nan,
-    "raised_at": NONE,
-    "raised_val": np.nan,
     "last_eval": NONE,
     "prev_ts": NONE,
     "prev_val": np.nan,
@@ -68,12 +68,12 @@ _STATE = {
 class ConditionStreams(StreamSet):
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule, 1 + len(rule.inputs))
+        assert not isinstance(rule.condition, Stale)
+        self.cond = rule.condition
         self.active = np.zeros(0, dtype=np.bool_)
         self.pend = np.zeros(0, dtype=np.int64)
         self.pend_val = np.zeros(0, dtype=np.float64)
         self.pend_aux = np.zeros(0, dtype=np.float64)
-        self.raised_at = np.zeros(0, dtype=np.int64)
-        self.raised_val = np.zeros(0, dtype=np.float64)
         self.last_eval = np.zeros(0, dtype=np.int64)
         self.prev_ts = np.zeros(0, dtype=np.int64)
         self.prev_val = np.zeros(0, dtype=np.float64)
@@ -81,12 +81,10 @@ class ConditionStreams(StreamSet):
         self.held = np.zeros((0, self.slots), dtype=np.float64)
         self.held_bad = np.zeros((0, self.slots), dtype=np.bool_)
         self.held_has = np.zeros((0, self.slots), dtype=np.bool_)
-        self.messages: dict[int, str] = {}
-        self._aux_kind = (
-            "rate" if rule.kind == "rate" else "setpoint" if rule.kind == "deviation" and rule.inputs else ""
-        )
-        self._fast = self.slots == 1 and rule.kind != "rate"
-        self._exclusive = _exclusive(rule)
+        self._per_ns = self.cond.per_ns if isinstance(self.cond, Rate) else 0
+        self._setpoint_aux = isinstance(self.cond, Deviation) and self.slots > 1  # else the rate, or unused
+        self._fast = self.slots == 1 and not isinstance(self.cond, Rate)
+        self._exclusive = self.cond.problem() is None  # fire and clear never hold together
         self._mode = np.zeros(0, dtype=np.int8)  # by tag id, see _TABLE
         self._hotmask = np.zeros(0, dtype=np.int8)  # by tag id, _HOTMASK[mode]
         self._stream_of = np.zeros(0, dtype=np.intp)  # by tag id: the stream whose slot 0 it is
@@ -141,7 +139,6 @@ class ConditionStreams(StreamSet):
         n = len(row)
         if n == 0:
             return []
-        rule = self.rule
         t = rows.ts[row]
         v = rows.value[row]
         b = rows.bad[row]
@@ -166,20 +163,22 @@ class ConditionStreams(StreamSet):
                     gst = group_starts(s)
                     gend = np.append(gst[1:], n) - 1
         self.last_eval[gs] = t[gend]
-        if rule.kind == "rate":
+        if self._per_ns:
             rate, known = self._rate(t, v, b, (gst, gs, gend))
-        fire, clear = rule.condition(cols, rate)
+        with np.errstate(invalid="ignore"):
+            fire, clear = self.cond.judge(cols, rate)
         st = np.full(n, BAND, dtype=np.int8)
         st[clear] = CLEAR
         st[fire] = FIRE
         st[~known] = UNKNOWN
         val = cols[0]
-        aux = rate if rate is not None else cols[1] if self._aux_kind == "setpoint" else val
+        aux = rate if rate is not None else cols[1] if self._setpoint_aux else val
         return self._runs(t, s, st, (val, aux), (gst, gs))
 
     def _process_fast(self, rows: Rows) -> list[AlertEvent]:
         """One point per stream: whole-array status and table lookup, then the hot rows."""
-        fire, clear = self.rule.condition([rows.value], None)
+        with np.errstate(invalid="ignore"):
+            fire, clear = self.cond.judge([rows.value], None)
         if not self._exclusive:
             clear = clear & ~fire
         ci = clear.view(np.int8)
@@ -202,8 +201,7 @@ class ConditionStreams(StreamSet):
         v = rows.value[hot]
         act = self.active[s]
         pend = self.pend[s]
-        rule = self.rule
-        dl = pend + np.where(act, rule.clear_for_ns, rule.for_ns)
+        dl = pend + self._hold(act)
         close = cls == 3
         done = close & (t >= dl)  # the pending run qualified: raise or clear at its deadline
         events: list[AlertEvent] = []
@@ -218,7 +216,7 @@ class ConditionStreams(StreamSet):
                     pv, pa = float(self.pend_val[sid]), float(self.pend_aux[sid])
                     events.append(self._raise(sid, int(dl[i]), pv, pa))
         act2 = act ^ done
-        start = (cls == 1) | (close & (code == np.where(act2, _F_CLEAR, _F_FIRE)))
+        start = (cls == 1) | (close & (code == np.where(act2, CLEAR, FIRE)))
         pend2 = np.where(start, t, np.where(close, NONE, pend))
         setv = start | ((cls == 2) & (t < dl))  # the value to report: last point before the deadline
         self.active[s] = act2
@@ -228,7 +226,7 @@ class ConditionStreams(StreamSet):
         self.pend_aux[sv] = vv
         self._set_mode(tg, act2, pend2)
         if start.any():
-            due = t[start] + np.where(act2[start], rule.clear_for_ns, rule.for_ns)
+            due = t[start] + self._hold(act2[start])
             self._next_due = min(self._next_due, int(due.min()))
         return events
 
@@ -266,7 +264,7 @@ class ConditionStreams(StreamSet):
         ok = (pt != NONE) & (t > pt) & ~b & ~pb
         dt = np.where(ok, t - pt, 1).astype(np.float64)
         with np.errstate(invalid="ignore"):
-            rate = np.where(ok, (v - pv) / dt * self.rule.per_ns, np.nan)
+            rate = np.where(ok, (v - pv) / dt * self._per_ns, np.nan)
         return rate, ok
 
     def _runs(
@@ -274,7 +272,6 @@ class ConditionStreams(StreamSet):
     ) -> list[AlertEvent]:
         val, aux = values
         gst, gs = groups
-        rule = self.rule
         pend = self.pend[gs]
         carry = pend != NONE
         if carry.any():  # pending runs continue as a virtual point at their start
@@ -295,7 +292,7 @@ class ConditionStreams(StreamSet):
         rst = st[rs]
         rstream = s[rs]
         rstart = t[rs]
-        deadline = rstart + np.where(rst == CLEAR, rule.clear_for_ns, rule.for_ns)
+        deadline = rstart + self._hold(rst == CLEAR)
         nxt = np.minimum(re, n - 1)
         closed = (re < n) & (s[nxt] == rstream)
         qual = closed & (t[nxt] >= deadline) & ((rst == FIRE) | (rst == CLEAR))
@@ -335,26 +332,9 @@ class ConditionStreams(StreamSet):
         self._remode(ls)
         return events
 
-    def _raise(self, sid: int, at: int, value: float, aux: float) -> AlertEvent:
-        rule = self.rule
-        sp = aux if self._aux_kind == "setpoint" else None
-        rt = aux if self._aux_kind == "rate" else None
-        msg = rule.render(self.names[sid], value, sp, rt)
-        self.raised_at[sid] = at
-        self.raised_val[sid] = value
-        self.messages[sid] = msg
-        return self.event("raised", sid, raised_at=at, at=at, value=value, message=msg)
-
-    def _clear(self, sid: int, at: int) -> AlertEvent:
-        msg = self.messages.pop(sid, "")
-        return self.event(
-            "cleared",
-            sid,
-            raised_at=int(self.raised_at[sid]),
-            at=at,
-            value=float(self.raised_val[sid]),
-            message=msg,
-        )
+    def _hold(self, active: B) -> I64:
+        """How long a run must last: ``clear.for`` for a clear of an active alert, else ``for``."""
+        return np.where(active, self.rule.clear_for_ns, self.rule.for_ns)
 
     # --- watermark --------------------------------------------------------------------------
     def advance(self, watermark: int) -> list[AlertEvent]:
@@ -366,7 +346,7 @@ class ConditionStreams(StreamSet):
             self._next_due = INF
             return []
         act = self.active[idx]
-        dl = self.pend[idx] + np.where(act, self.rule.clear_for_ns, self.rule.for_ns)
+        dl = self.pend[idx] + self._hold(act)
         due = dl <= watermark
         rest = dl[~due]
         self._next_due = int(rest.min()) if len(rest) else INF
@@ -392,9 +372,7 @@ class ConditionStreams(StreamSet):
                 "pend": jt(int(self.pend[s])),
                 "pend_val": jf(float(self.pend_val[s])),
                 "pend_aux": jf(float(self.pend_aux[s])),
-                "raised_at": jt(int(self.raised_at[s])),
-                "raised_val": jf(float(self.raised_val[s])),
-                "message": self.messages.get(s),
+                **self._alert_state(s),
                 "last_eval": jt(int(self.last_eval[s])),
                 "prev": [jt(int(self.prev_ts[s])), jf(float(self.prev_val[s])), bool(self.prev_bad[s])],
                 "held": [
@@ -413,10 +391,7 @@ class ConditionStreams(StreamSet):
             self.pend[s] = tj(st["pend"])
             self.pend_val[s] = fj(st["pend_val"])
             self.pend_aux[s] = fj(st["pend_aux"])
-            self.raised_at[s] = tj(st["raised_at"])
-            self.raised_val[s] = fj(st["raised_val"])
-            if st["message"] is not None:
-                self.messages[s] = st["message"]
+            self._restore_alert(s, st)
             self.last_eval[s] = tj(st["last_eval"])
             pts, pv, pb = st["prev"]
             self.prev_ts[s], self.prev_val[s], self.prev_bad[s] = tj(pts), fj(pv), pb
@@ -432,15 +407,3 @@ def _merge(orig: Any, extra: Any, real: Any, pos: Any) -> Any:
     out[real] = orig
     out[pos] = extra
     return out
-
-
-def _exclusive(rule: Rule) -> bool:
-    """Can fire and clear never hold together? (The loader enforces it; a hand-built rule
-    may not, and then fire wins, as in the general path.)"""
-    if rule.kind in ("above", "deviation") or (rule.kind == "rate" and rule.direction == "above"):
-        return rule.clear_threshold <= rule.threshold
-    if rule.kind in ("below", "rate"):
-        return rule.clear_threshold >= rule.threshold
-    if rule.kind == "outside":
-        return rule.low <= rule.clear_low and rule.clear_high <= rule.high
-    return rule.kind == "expr"

@@ -2,7 +2,8 @@
 
 The condition becomes true at ``t0 = last sample + D`` and, like every condition, must then
 hold for ``for``: it fires at ``t0 + for`` when the next sample is at or after that time, or
-when the watermark reaches it (SPEC §4 rules 3 and 4). It clears at the next sample's ts.
+when the watermark reaches it (SPEC §4 rules 3 and 4). It clears at the next sample's ts
+(lifecycle.silence states it point by point).
 Gaps are found with one vectorised difference per batch; Python only touches the gaps that
 actually raise.
 """
@@ -16,9 +17,9 @@ import numpy as np
 from plantpulse.alerts import AlertEvent
 from plantpulse.rules.arrays import NONE, fj, group_starts, jf, jt, tj
 from plantpulse.rules.base import Rows, Seed, StreamSet, grow_all
-from plantpulse.rules.model import Rule
+from plantpulse.rules.model import Rule, Stale
 
-_STATE = {"last_ts": NONE, "last_val": np.nan, "active": False, "raised_at": NONE, "raised_val": np.nan}
+_STATE = {"last_ts": NONE, "last_val": np.nan, "active": False}
 
 
 class StaleStreams(StreamSet):
@@ -27,10 +28,8 @@ class StaleStreams(StreamSet):
         self.last_ts = np.zeros(0, dtype=np.int64)
         self.last_val = np.zeros(0, dtype=np.float64)
         self.active = np.zeros(0, dtype=np.bool_)
-        self.raised_at = np.zeros(0, dtype=np.int64)
-        self.raised_val = np.zeros(0, dtype=np.float64)
-        self.messages: dict[int, str] = {}
-        self.gap = rule.stale_ns + rule.for_ns
+        assert isinstance(rule.condition, Stale)
+        self.gap = rule.condition.stale_ns + rule.for_ns
 
     def _grow(self, n: int) -> None:
         grow_all(self, n, _STATE)
@@ -67,24 +66,13 @@ class StaleStreams(StreamSet):
         self.last_ts[gs], self.last_val[gs] = t[gend], v[gend]
         return events
 
-    def _raise(self, sid: int, at: int, value: float) -> AlertEvent:
-        msg = self.rule.render(self.names[sid], value)
-        self.active[sid] = True
-        self.raised_at[sid], self.raised_val[sid] = at, value
-        self.messages[sid] = msg
-        return self.event("raised", sid, raised_at=at, at=at, value=value, message=msg)
+    def _raise(self, s: int, at: int, value: float, aux: float | None = None) -> AlertEvent:
+        self.active[s] = True
+        return super()._raise(s, at, value)
 
-    def _clear(self, sid: int, at: int) -> AlertEvent:
-        self.active[sid] = False
-        msg = self.messages.pop(sid, "")
-        return self.event(
-            "cleared",
-            sid,
-            raised_at=int(self.raised_at[sid]),
-            at=at,
-            value=float(self.raised_val[sid]),
-            message=msg,
-        )
+    def _clear(self, s: int, at: int) -> AlertEvent:
+        self.active[s] = False
+        return super()._clear(s, at)
 
     def advance(self, watermark: int) -> list[AlertEvent]:
         m = len(self.names)
@@ -102,9 +90,7 @@ class StaleStreams(StreamSet):
                 "last_ts": jt(int(self.last_ts[s])),
                 "last_val": jf(float(self.last_val[s])),
                 "active": bool(self.active[s]),
-                "raised_at": jt(int(self.raised_at[s])),
-                "raised_val": jf(float(self.raised_val[s])),
-                "message": self.messages.get(s),
+                **self._alert_state(s),
             }
             for s, name in enumerate(self.names)
         }
@@ -116,6 +102,4 @@ class StaleStreams(StreamSet):
                 continue
             self.last_ts[s], self.last_val[s] = tj(st["last_ts"]), fj(st["last_val"])
             self.active[s] = st["active"]
-            self.raised_at[s], self.raised_val[s] = tj(st["raised_at"]), fj(st["raised_val"])
-            if st["message"] is not None:
-                self.messages[s] = st["message"]
+            self._restore_alert(s, st)

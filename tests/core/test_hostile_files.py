@@ -144,7 +144,7 @@ def test_aliases_within_the_limit_work(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    assert [(r.id, r.clear_threshold, r.clear_for_ns) for r in load_rule_files([path])] == [
+    assert [(r.id, r.condition.clear_limit, r.clear_for_ns) for r in load_rule_files([path])] == [
         ("a", 4, 10**9),
         ("b", 4, 10**9),
     ]

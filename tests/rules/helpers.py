@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.rules.engine import Engine
@@ -38,26 +38,35 @@ def alerts_of(events: Sequence[AlertEvent]) -> list[Alert]:
     return sorted(out, key=lambda a: (a.rule, a.tag, a.raised_at))
 
 
+def batches(samples: Sequence[Sample], cuts: Sequence[int]) -> list[tuple[int, int]]:
+    """The (start, stop) rows of each batch when ``samples`` are cut at ``cuts``."""
+    return list(itertools.pairwise([0, *sorted(set(cuts)), len(samples)]))
+
+
 def run(
     rule_list: list[Rule],
     samples: Sequence[Sample],
     cuts: Sequence[int] = (),
+    *,
     restore_at: int | None = None,
     end: int | None = None,
+    beats: Mapping[int, int] | None = None,
 ) -> list[AlertEvent]:
     """Feed ``samples`` in batches split at ``cuts``; optionally snapshot/restore (through
-    JSON) into a fresh engine and registry before batch ``restore_at``; advance to ``end``."""
+    JSON) into a fresh engine and registry before batch ``restore_at``; after batch ``i``
+    advance the watermark to ``beats[i]`` (a heartbeat); at the end advance to ``end``."""
     tags = TagRegistry()
     eng = Engine(rule_list, tags)
-    bounds = [0, *sorted(set(cuts)), len(samples)]
     events: list[AlertEvent] = []
-    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+    for i, (a, b) in enumerate(batches(samples, cuts)):
         if restore_at is not None and i == restore_at:
             state = json.loads(json.dumps(eng.snapshot(), allow_nan=False))
             tags = TagRegistry(["zz/unrelated"])  # a differently numbered registry
             eng = Engine(rule_list, tags).restore(state)
         if a < b:
             events += eng.process(SampleBatch.from_samples(tags, list(samples[a:b])))
+        if beats and i in beats:
+            events += eng.advance(beats[i])
     if end is None and samples:
         end = max(s.ts for s in samples)
     if end is not None:

@@ -1,8 +1,11 @@
-"""A naive per-sample evaluator written straight from SPEC §4, to check the engine against.
+"""The naive reference the engine is checked against: SPEC §4 driven one sample at a time.
 
-Deliberately simple and slow: samples are processed one at a time in time order, every
-stream is a handful of scalars, and the watermark advances to each sample's timestamp.
-It shares only the compiled rule (limits, expression) with the engine, never its logic.
+Deliberately simple and slow: samples are fed one by one in time order; each stream's
+condition is judged at every sample of any of its inputs (zero-order hold), using the rule's
+own predicates on plain floats, and stepped through the specification's state machine
+(``plantpulse.rules.lifecycle``); the watermark is each sample's timestamp. It shares the
+compiled rule and the lifecycle with the engine, never the engine's batching, runs, tables
+or fast paths.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from plantpulse.rules.model import Rule
+from plantpulse.rules import lifecycle
+from plantpulse.rules.lifecycle import INACTIVE, Cleared, Clearing, Firing, State, Status, Transition
+from plantpulse.rules.model import Expression, Rate, Rule, Stale
 from plantpulse.samples import Quality, Sample
-
-FIRE, CLEAR, BAND, UNKNOWN = "fire", "clear", "band", "unknown"
 
 
 @dataclass(frozen=True)
@@ -31,37 +34,15 @@ class Alert:
 class _Stream:
     rule: Rule
     tag: str
-    active: bool = False
-    t0: int | None = None  # pending fire since
-    t0_value: float = math.nan
-    t1: int | None = None  # pending clear since
-    raised_at: int = 0
-    raised_value: float = math.nan
-    last_ts: int | None = None  # stale rules
-    last_value: float = math.nan
-    alerts: list[Alert] = field(default_factory=list)
+    state: State = INACTIVE
+    last: tuple[int, float] | None = None  # stale rules: the tag's latest sample (ts, value)
+    alerts: list[Alert] = field(default_factory=list)  # cleared ones
 
-    def raise_(self, at: int, value: float) -> None:
-        self.active, self.raised_at, self.raised_value = True, at, value
-        self.t0 = None
-
-    def clear(self, at: int) -> None:
-        self.alerts.append(Alert(self.rule.id, self.tag, self.raised_at, at, _v(self.raised_value)))
-        self.active, self.t1 = False, None
-
-
-def _status(rule: Rule, x: float, fire_clear: tuple[bool, bool] | None = None) -> str:
-    if fire_clear is not None:
-        fire, clear = fire_clear
-    elif rule.kind == "outside":
-        fire, clear = (x < rule.low or x > rule.high), (rule.clear_low <= x <= rule.clear_high)
-    elif rule.kind == "deviation":
-        fire, clear = abs(x) > rule.threshold, abs(x) <= rule.clear_threshold
-    elif rule.kind == "above" or (rule.kind == "rate" and rule.direction == "above"):
-        fire, clear = x > rule.threshold, x <= rule.clear_threshold
-    else:
-        fire, clear = x < rule.threshold, x >= rule.clear_threshold
-    return FIRE if fire else CLEAR if clear else BAND
+    def apply(self, moved: tuple[State, list[Transition]]) -> None:
+        self.state, out = moved
+        for tr in out:
+            if isinstance(tr, Cleared):
+                self.alerts.append(Alert(self.rule.id, self.tag, tr.raised_at, tr.at, _v(tr.value)))
 
 
 class Reference:
@@ -86,28 +67,27 @@ class Reference:
                     out.append((self.streams[key], inputs))
         return out
 
-    def _evaluate(self, st: _Stream, inputs: list[str]) -> tuple[str, float]:
-        rule = st.rule
+    def _status(self, st: _Stream, inputs: list[str]) -> tuple[Status, float]:
+        """The condition of ``st`` now, with every input holding its latest sample."""
+        cond = st.rule.condition
         vals = [self.latest.get(name) for name in inputs]
         v0 = vals[0]
         value = v0[1] if v0 else math.nan
         if any(v is None or v[2] for v in vals):
-            return UNKNOWN, value
+            return Status.UNKNOWN, value
         assert v0 is not None
-        if rule.kind == "rate":
+        rate = None
+        if isinstance(cond, Rate):
             p = self.prev.get(st.tag)
             if p is None or p[2] or v0[0] <= p[0]:
-                return UNKNOWN, value
-            return _status(rule, (v0[1] - p[1]) / (v0[0] - p[0]) * rule.per_ns), value
-        if rule.kind == "deviation":
-            sp = rule.setpoint if rule.setpoint is not None else vals[1][1]  # type: ignore[index]
-            return _status(rule, v0[1] - sp), value
-        if rule.kind == "expr":
-            assert rule.expr is not None
-            env = {name: np.array([vals[slot][1]]) for name, slot in rule.expr_slots}  # type: ignore[index]
-            fire = bool(rule.expr(env)[0])
-            return _status(rule, 0.0, (fire, not fire)), value
-        return _status(rule, v0[1]), value
+                return Status.UNKNOWN, value
+            rate = (v0[1] - p[1]) / (v0[0] - p[0]) * cond.per_ns
+        cols = [v[1] for v in vals]  # type: ignore[index]
+        if isinstance(cond, Expression):  # expressions evaluate arrays only
+            cols = [np.array([c]) for c in cols]
+        assert not isinstance(cond, Stale)
+        fire, clear = cond.judge(cols, rate)  # type: ignore[arg-type]
+        return (Status.FIRE if fire else Status.CLEAR if clear else Status.BAND), value
 
     def feed(self, s: Sample) -> None:
         bad = s.quality == Quality.BAD or math.isnan(s.value)
@@ -118,63 +98,29 @@ class Reference:
             self.prev[s.tag] = last
         self.latest[s.tag] = (s.ts, s.value, bad)
         for st, inputs in self._streams_reading(s.tag):
-            if st.rule.kind == "stale":
-                self._stale_sample(st, s)
+            rule = st.rule
+            if isinstance(rule.condition, Stale):  # a sample of any quality: the silence ends
+                st.apply(lifecycle.silence(st.state, st.last, s.ts, rule.condition.stale_ns, rule))
+                st.apply(lifecycle.step(st.state, s.ts, Status.CLEAR, s.value, rule))
+                st.last = (s.ts, s.value)
             else:
-                status, value = self._evaluate(st, inputs)
-                self._step(st, s.ts, status, value)
+                status, value = self._status(st, inputs)
+                st.apply(lifecycle.step(st.state, s.ts, status, value, rule))
         self.tick(s.ts)
-
-    def _stale_sample(self, st: _Stream, s: Sample) -> None:
-        gap = st.rule.stale_ns + st.rule.for_ns
-        if st.active:
-            st.clear(s.ts)
-        elif st.last_ts is not None and s.ts - st.last_ts >= gap:
-            st.raise_(st.last_ts + gap, st.last_value)
-            st.clear(s.ts)
-        st.last_ts, st.last_value = s.ts, s.value
-
-    def _step(self, st: _Stream, ts: int, status: str, value: float) -> None:
-        rule = st.rule
-        if not st.active and st.t0 is not None:
-            if status == FIRE and ts < st.t0 + rule.for_ns:
-                st.t0_value = value  # last sample of the true run before raised_at
-            if ts >= st.t0 + rule.for_ns:
-                st.raise_(st.t0 + rule.for_ns, st.t0_value)
-        elif st.active and st.t1 is not None and ts >= st.t1 + rule.clear_for_ns:
-            st.clear(st.t1 + rule.clear_for_ns)
-        if not st.active:
-            if status != FIRE:
-                st.t0 = None
-            elif st.t0 is None:
-                st.t0, st.t0_value = ts, value
-                if rule.for_ns == 0:
-                    st.raise_(ts, value)
-        elif status != CLEAR:
-            st.t1 = None
-        elif st.t1 is None:
-            st.t1 = ts
-            if rule.clear_for_ns == 0:
-                st.clear(ts)
 
     def tick(self, watermark: int) -> None:
         for st in self.streams.values():
             rule = st.rule
-            if rule.kind == "stale":
-                gap = rule.stale_ns + rule.for_ns
-                if not st.active and st.last_ts is not None and st.last_ts + gap <= watermark:
-                    st.raise_(st.last_ts + gap, st.last_value)
-            elif not st.active and st.t0 is not None and st.t0 + rule.for_ns <= watermark:
-                st.raise_(st.t0 + rule.for_ns, st.t0_value)
-            elif st.active and st.t1 is not None and st.t1 + rule.clear_for_ns <= watermark:
-                st.clear(st.t1 + rule.clear_for_ns)
+            if isinstance(rule.condition, Stale):
+                st.apply(lifecycle.silence(st.state, st.last, watermark, rule.condition.stale_ns, rule))
+            st.apply(lifecycle.tick(st.state, watermark, rule))
 
     def alerts(self) -> list[Alert]:
         out = [a for st in self.streams.values() for a in st.alerts]
         out += [
-            Alert(st.rule.id, st.tag, st.raised_at, None, _v(st.raised_value))
+            Alert(st.rule.id, st.tag, st.state.raised_at, None, _v(st.state.value))
             for st in self.streams.values()
-            if st.active
+            if isinstance(st.state, Firing | Clearing)
         ]
         return sorted(out, key=_key)
 

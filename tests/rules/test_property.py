@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from plantpulse.samples import Quality, Sample
 
-from .helpers import S, alerts_of, rules, run
-from .reference import reference_alerts
+from .helpers import S, alerts_of, batches, rules, run
+from .reference import Reference, reference_alerts
 
 RULES = rules(
     """
@@ -79,3 +79,31 @@ def test_batching_does_not_matter(case: tuple[list[Sample], list[int], int | Non
     whole = run(RULES, samples)
     one_by_one = run(RULES, samples, cuts=list(range(len(samples))))
     assert sorted(map(repr, whole)) == sorted(map(repr, one_by_one))  # repr: NaN == NaN
+
+
+@st.composite
+def heartbeats(draw: st.DrawFn) -> tuple[list[Sample], list[int], int | None, dict[int, int]]:
+    """A series, and after some batches a watermark between that batch's last sample and the
+    next one's, often on the half-second grid where ``for`` deadlines fall."""
+    samples, cuts, restore = draw(series())
+    beats = {}
+    for i, (_, b) in enumerate(batches(samples, cuts)):
+        if 0 < b < len(samples) and draw(st.booleans()):
+            lo, hi = samples[b - 1].ts, samples[b].ts
+            beats[i] = draw(st.sampled_from(sorted({lo, hi, *range(lo, hi, S // 2), (lo + hi) // 2})))
+    return samples, cuts, restore, beats
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(heartbeats())
+def test_heartbeats_match_reference(case: tuple[list[Sample], list[int], int | None, dict[int, int]]) -> None:
+    """The watermark alone fires (and clears) what is due, at the deadline, never before."""
+    samples, cuts, restore, beats = case
+    ref = Reference(RULES)
+    for i, (a, b) in enumerate(batches(samples, cuts)):
+        for s in samples[a:b]:
+            ref.feed(s)
+        if i in beats:
+            ref.tick(beats[i])
+    got = alerts_of(run(RULES, samples, cuts, restore_at=restore, beats=beats))
+    assert got == ref.alerts()
