@@ -17,7 +17,7 @@ from plantpulse.config import PlantConfig
 from plantpulse.dashboards.grafana.sqltext import glob_to_regex
 from plantpulse.people.roster import Roster
 from plantpulse.people.schema import ROOT, WEEKDAYS, norm_asset
-from plantpulse.rules.model import Rule
+from plantpulse.rules.model import Above, Below, Deviation, Outside, Rule
 from plantpulse.samples import asset_of
 
 SITE_POSITION = "*"
@@ -85,15 +85,17 @@ def position_label(root: str) -> str:
 def limits_of(rule: Rule) -> Limit | None:
     """The drawable limits of a rule; rate, stale and expr rules have none on the value axis."""
     pattern = glob_to_regex(rule.tag)
-    if rule.kind == "above":
-        return Limit(rule.id, pattern, None, rule.threshold)
-    if rule.kind == "below":
-        return Limit(rule.id, pattern, rule.threshold, None)
-    if rule.kind == "outside":
-        return Limit(rule.id, pattern, rule.low, rule.high)
-    if rule.kind == "deviation":
-        tag = rule.inputs[0] if rule.setpoint is None else None
-        return Limit(rule.id, pattern, -rule.threshold, rule.threshold, rule.setpoint, tag)
+    c = rule.condition
+    if isinstance(c, Above):
+        return Limit(rule.id, pattern, None, c.limit)
+    if isinstance(c, Below):
+        return Limit(rule.id, pattern, c.limit, None)
+    if isinstance(c, Outside):
+        return Limit(rule.id, pattern, c.low, c.high)
+    if isinstance(c, Deviation):
+        if isinstance(c.setpoint, str):
+            return Limit(rule.id, pattern, -c.limit, c.limit, None, c.setpoint)
+        return Limit(rule.id, pattern, -c.limit, c.limit, c.setpoint, None)
     return None
 
 
