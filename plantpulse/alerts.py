@@ -120,7 +120,15 @@ class Alert:
 
 
 JournalAction = Literal[
-    "raised", "notified", "escalated", "acknowledged", "shelved", "unshelved", "cleared", "delivery-failed"
+    "raised",
+    "notified",
+    "escalated",
+    "acknowledged",
+    "shelved",
+    "unshelved",
+    "cleared",
+    "delivery-failed",
+    "escalation-failed",  # the notifier could not plan, render or save a step: escalation quarantined
 ]
 
 

@@ -63,9 +63,7 @@ async def run_pipeline(
     ]
     registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
     board = BoardState(tags, plant.site.name)
-    notifying = await start_notifying(
-        plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None
-    )
+    notifying = await start_notifying(plant, store, journal=writer, board=board if plant.api else None)
 
     def observe(batch: SampleBatch, events: list[AlertEvent]) -> None:
         board.observe(batch, events)

@@ -11,7 +11,7 @@ from typing import Any
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.config import load_config
-from plantpulse.timefmt import NS_PER_S, format_duration, iso_ms
+from plantpulse.timefmt import NS_PER_S, format_duration
 
 DEMO_DIR = Path(__file__).parent / "demo"
 
@@ -48,7 +48,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--by", required=True, help="who acknowledges")
     p.add_argument("--comment", default=None)
     where = p.add_mutually_exclusive_group()
-    where.add_argument("-c", "--config", type=Path, help="plant.yaml (its store is used)")
+    where.add_argument(
+        "-c", "--config", type=Path, help="plant.yaml: its running process (api:), else its outbox and store"
+    )
     where.add_argument("--store", default=None, help="store URL (default: sqlite:///plantpulse.db)")
     p.set_defaults(func=_ack)
 
@@ -86,31 +88,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    from plantpulse.store import open_store
+    from plantpulse.config import StoreConfig
+    from plantpulse.notifier.ack_command import acknowledge
 
-    url = (
-        load_config(args.config).plant.store.url if args.config else (args.store or "sqlite:///plantpulse.db")
-    )
-
-    async def ack() -> int:
-        store = open_store(url)
-        await store.open()
-        try:
-            alert = await store.acknowledge(
-                args.alert_id, args.by, time.time_ns(), args.comment, source="cli"
-            )
-        finally:
-            await store.close()
-        if alert is None:
-            print(f"no alert {args.alert_id}", file=sys.stderr)
-            return 1
-        print(
-            f"{alert.id}: acknowledged by {alert.acked_by} at {iso_ms(alert.acked_at or 0)} "
-            f"({alert.rule} {alert.tag})"
-        )
-        return 0
-
-    return asyncio.run(ack())
+    if args.config:
+        plant = load_config(args.config).plant
+        store, api = plant.store, plant.api
+    else:
+        store, api = StoreConfig(url=args.store or "sqlite:///plantpulse.db"), None
+    result = asyncio.run(acknowledge(args.alert_id, args.by, args.comment, store, api))
+    print(result.text, file=sys.stdout if result.code == 0 else sys.stderr)
+    return result.code
 
 
 def _demo(args: argparse.Namespace) -> int:

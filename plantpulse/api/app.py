@@ -14,7 +14,9 @@ it expires, once (the nonce is spent before the acknowledgement, so two taps can
 succeed). Everything under ``/api`` needs ``Authorization: Bearer <token>``, compared in
 constant time. Acknowledgements are journaled with who (the link's person or ``by``), when,
 from where (``source`` = "link from <client address>" / "api from <client address>") and the
-comment; going through the notifier also stops the escalation at once.
+comment. With a notifier they are recorded in its local outbox first (a link's nonce in the same
+transaction), stop the escalation before the answer is sent, and reach the store as soon as it
+takes them: while it is unreachable the answer (HTTP 200) shows the alert as the notifier knows it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -36,9 +38,11 @@ from starlette.routing import Route
 from plantpulse.alerts import Alert
 from plantpulse.dashboards.board import board_routes
 from plantpulse.dashboards.state import BoardState
+from plantpulse.errors import StoreError
+from plantpulse.notifier.clock import Clock, SystemClock
+from plantpulse.notifier.escalator import EscalationNotifier
 from plantpulse.notifier.links import Verdict, verify
-from plantpulse.notifier.outbox import Outbox
-from plantpulse.notifier.service import Clock, EscalationNotifier, SystemClock
+from plantpulse.notifier.outbox import Ack, Outbox
 from plantpulse.people.schema import Language, TeamConfig
 from plantpulse.store.base import Store
 from plantpulse.timefmt import parse_duration, parse_ts
@@ -223,12 +227,10 @@ class Api:
         if not v.ok or v.claims is None:
             return self._page(lang, _STATUS[v.status], f"<p>{html.escape(t[v.status])}</p>")
         claims = v.claims
-        if self.outbox is not None and not await self.outbox.use_nonce(
-            claims.nonce, claims.alert_id, claims.person, self.clock.now()
-        ):
-            return self._page(lang, 409, f"<p>{html.escape(t['used'])}</p>")
         source = f"link from {_client(request)}"
-        alert = await self._acknowledge(claims.alert_id, claims.person, comment, source)
+        alert = await self._acknowledge(claims.alert_id, claims.person, comment, source, nonce=claims.nonce)
+        if alert == "used":
+            return self._page(lang, 409, f"<p>{html.escape(t['used'])}</p>")
         if alert is None:
             return self._page(lang, 404, f"<p>{html.escape(t['unknown'])}</p>")
         key = "done" if alert.acked_by == claims.person else "already"
@@ -251,10 +253,25 @@ class Api:
         comment = str(value)[:500] if value else None
         return comment, text_problem({"comment": comment})
 
-    async def _acknowledge(self, alert_id: str, by: str, comment: str | None, source: str) -> Alert | None:
+    async def _acknowledge(
+        self, alert_id: str, by: str, comment: str | None, source: str, nonce: str | None = None
+    ) -> Alert | Literal["used"] | None:
+        """Through the notifier (outbox first, escalation stopped, then the store); without one,
+        the nonce is spent in the outbox and the store is written directly."""
         if self.notifier is not None:
-            return await self.notifier.acknowledge(alert_id, by, comment, source=source)
-        return await self.store.acknowledge(alert_id, by, self.clock.now(), comment, source=source)
+            if nonce is None:
+                return await self.notifier.acknowledge(alert_id, by, comment, source=source)
+            return await self.notifier.acknowledge_link(alert_id, by, nonce, comment, source)
+        now = self.clock.now()
+        recorded = None
+        if nonce is not None and self.outbox is not None:
+            recorded = await self.outbox.acknowledge(Ack(alert_id, by, now, comment, source), nonce)
+            if recorded is None:
+                return "used"
+        alert = await self.store.acknowledge(alert_id, by, now, comment, source=source)
+        if recorded is not None and self.outbox is not None:
+            await self.outbox.forwarded(recorded.seq, drop=alert is None)
+        return alert
 
     # -- bearer API ---------------------------------------------------------------------------
 
@@ -306,11 +323,14 @@ class Api:
         if (problem := text_problem({k: data.get(k) for k in ("by", "comment")})) is not None:
             return JSONResponse({"error": problem}, 400)
         comment = data.get("comment")
-        alert = await self._acknowledge(
-            request.path_params["id"], data["by"].strip(), str(comment) if comment else None,
-            f"api from {_client(request)}",
-        )  # fmt: skip
-        if alert is None:
+        try:
+            alert = await self._acknowledge(
+                request.path_params["id"], data["by"].strip(), str(comment) if comment else None,
+                f"api from {_client(request)}",
+            )  # fmt: skip
+        except StoreError as e:  # no notifier to record it: the store had to take it now
+            return JSONResponse({"error": f"store unavailable: {e}"}, 503)
+        if alert is None or alert == "used":
             return JSONResponse({"error": "no such alert"}, 404)
         return JSONResponse(_alert_json(alert, self.clock.now()))
 

@@ -110,7 +110,9 @@ class Message:
 
 
 def _num(x: float) -> str:
-    return f"{x:.6g}" if math.isfinite(x) else "NaN"
+    if math.isnan(x):
+        return "NaN"
+    return f"{x:.6g}"  # also "inf" / "-inf": a reading at the end of its range says so
 
 
 def _when(ns: int, zone: str) -> str:

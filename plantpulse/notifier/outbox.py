@@ -1,21 +1,27 @@
-"""The notifier's durable memory: escalation states, the outbox, delivery attempts, used link nonces.
+"""The notifier's durable memory: escalations, the outbox, delivery attempts, acknowledgements.
 
-Why a separate contract from ``Store``: the outbox is written by the notifier alone, on its own
-connection, and its one hard rule is transactional: an escalation state and the outbox rows its
-``Send`` actions produced are saved in ONE transaction (``save``). A step counts as sent once
-its rows are in the outbox, so a crash either loses both (the step is planned again from the
-old state) or keeps both (the rows are delivered after the restart); a step is never planned
-twice. Delivery itself is at-least-once: a crash between the provider accepting a message and
-``record`` leaves the row claimed, and ``load`` hands it back as pending.
+Why a contract of its own, apart from ``Store``: notifications must not depend on the sample
+store. The outbox is always a local file next to the spool (``plant.store.state_dir /
+"outbox.db"``, ``plantpulse.store.sqlite_outbox.SQLiteOutbox``), whatever the store is, so
+pushes and escalation run on time through a database outage.
+
+Its one hard rule is transactional: an escalation state and the outbox rows its ``Send``
+actions produced are saved in ONE transaction (``save``). A step counts as sent once its rows
+are in the outbox, so a crash either loses both (the step is planned again from the old
+state) or keeps both (the rows are delivered after the restart); a step is never planned
+twice. Each escalation is kept with what its messages say about the alert (``info``), so a
+restart resumes from the outbox alone. Delivery is at-least-once: a crash between the provider
+accepting a message and ``record`` leaves the row claimed, and ``load`` hands it back as pending.
+
+Acknowledgements are recorded here first (with a link's nonce in the same transaction), then
+forwarded to the store by the notifier; ``acks_since`` lets a running notifier notice those
+another process (``plantpulse ack``) wrote, with one query.
 
 Row life cycle::
 
     pending --claim--> sending --record(final)--> sent | failed
     held (flood) --save(digested=...)--> digested
     pending | sending | held --save(cancel=alert)--> cancelled     (acknowledged: Stop)
-
-Backends: ``plantpulse.store.sqlite_outbox.SQLiteOutbox`` (same file as the SQLite store, own
-tables and connection) and ``plantpulse.store.postgres_outbox.PostgresOutbox``.
 """
 
 from __future__ import annotations
@@ -67,15 +73,37 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Escalation:
+    """One alert's escalation as kept: enough to resume it with nothing else."""
+
+    state: Mapping[str, Any]  # escalation.dump(); {} when the plan itself failed
+    info: Mapping[str, Any]  # compose.AlertInfo.dump(): what messages say about the alert
+    active: bool  # still notifying or awaiting an event
+    error: str | None = None  # quarantined: why a step could not be planned, rendered or saved
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An acknowledgement, first recorded locally; ``seq`` orders them (0 until stored)."""
+
+    alert_id: str
+    by: str
+    at: int
+    comment: str | None = None
+    source: str = "cli"
+    seq: int = 0
+    forwarded: bool = False  # in the store already
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """What one step of the notifier persists atomically.
 
-    ``states``: alert id -> dumped EscalationState (``escalation.dump``) and whether it is still
-    active (has a next due time or awaits an event); ``cancel``: alerts whose unsent rows are
-    cancelled BEFORE ``rows`` are inserted (so the "cleared" notes of a Stop survive);
-    ``digested``: held rows now summarised by a digest in ``rows``; ``flood``: FloodControl.dump()."""
+    ``states``: alert id -> its escalation; ``cancel``: alerts whose unsent rows are cancelled
+    BEFORE ``rows`` are inserted (so the "cleared" notes of a Stop survive); ``digested``: held
+    rows now summarised by a digest in ``rows``; ``flood``: FloodControl.dump()."""
 
-    states: Mapping[str, tuple[Mapping[str, Any], bool]] = field(default_factory=dict)
+    states: Mapping[str, Escalation] = field(default_factory=dict)
     rows: Sequence[OutboxRow] = ()
     cancel: Collection[str] = ()
     digested: Collection[int] = ()
@@ -92,15 +120,17 @@ class Saved:
 class Loaded:
     """What a starting notifier resumes from."""
 
-    states: dict[str, dict[str, Any]]  # active escalations: alert id -> dumped state
+    states: dict[str, Escalation]  # active escalations
     flood: dict[str, Any] | None
+    acks: list[Ack]  # acknowledgements of those alerts (made while the notifier was down, too)
+    ack_seq: int  # the newest acknowledgement's seq: ``acks_since`` goes on from here
 
 
 class Outbox(Protocol):
     """Durable notifier state; every method is one transaction."""
 
     async def open(self) -> None:
-        """Connect and create the tables if missing (idempotent)."""
+        """Create the file and tables if missing (idempotent); waits for another process's lock."""
 
     async def close(self) -> None: ...
 
@@ -108,10 +138,13 @@ class Outbox(Protocol):
         """Persist states, cancellations, new rows, digested marks and flood state together."""
 
     async def load(self) -> Loaded:
-        """Active states and flood state; rows a crash left ``sending`` go back to ``pending``."""
+        """Active escalations, flood state and their acknowledgements; rows a crash left
+        ``sending`` go back to ``pending``."""
 
     async def known(self, alert_ids: Collection[str]) -> set[str]:
-        """Which of these alerts already have an escalation (active or finished)."""
+        """Which of these alerts already have an escalation (active, finished or quarantined)."""
+
+    async def escalation(self, alert_id: str) -> Escalation | None: ...
 
     async def claim(self, channel: str, limit: int) -> list[OutboxRow]:
         """Up to ``limit`` pending rows of ``channel``, oldest first, now marked ``sending``."""
@@ -128,35 +161,33 @@ class Outbox(Protocol):
     async def deliveries(self, outbox_id: int | None = None) -> list[Delivery]:
         """Delivery attempts (of one row), oldest first."""
 
-    async def use_nonce(self, nonce: str, alert_id: str, person: str, at: int) -> bool:
-        """Mark an acknowledge-link nonce used; False when it already was (the link is spent)."""
+    async def acknowledge(self, ack: Ack, nonce: str | None = None) -> Ack | None:
+        """Record ``ack`` unless the alert is acknowledged already; with a link's ``nonce``,
+        spend it in the same transaction. Returns the acknowledgement in force (the first one),
+        or None when the nonce was spent before (nothing recorded)."""
+
+    async def acks_since(self, seq: int) -> list[Ack]:
+        """Acknowledgements recorded after ``seq``, in order: one query, whatever their number."""
+
+    async def unforwarded(self, limit: int = 100) -> list[Ack]:
+        """Acknowledgements not yet in the store, oldest first."""
+
+    async def forwarded(self, seq: int, *, drop: bool = False) -> None:
+        """The store has acknowledgement ``seq`` (``drop``: it has no such alert; forget it)."""
 
     async def nonce_used(self, nonce: str) -> bool: ...
 
 
-def open_outbox(store_url: str) -> Outbox:
-    """The outbox living next to the store named by ``store_url``."""
-    scheme = store_url.partition(":")[0].lower()
-    if scheme == "sqlite":
-        from plantpulse.store.sqlite_outbox import SQLiteOutbox
-
-        return SQLiteOutbox(store_url)
-    if scheme in {"postgresql", "postgres"}:
-        from plantpulse.store.postgres_outbox import PostgresOutbox
-
-        return PostgresOutbox(store_url)
-    raise ValueError(f"no outbox for store URL scheme {scheme!r}")
-
-
 __all__ = [
+    "Ack",
     "AttemptStatus",
     "Change",
     "Delivery",
+    "Escalation",
     "Loaded",
     "Outbox",
     "OutboxRow",
     "RowKind",
     "RowStatus",
     "Saved",
-    "open_outbox",
 ]

@@ -2,19 +2,20 @@
 
 - ``notifications.urls`` only: the plain PushNotifier (every raise and clear to fixed URLs).
 - a team (people and escalation policies): the roster's ``on_shift`` for the pipeline and the
-  EscalationNotifier over the outbox next to the store. Both may run together (fan-out).
+  EscalationNotifier over the local outbox (``plant.store.state_dir / "outbox.db"``), whatever
+  the store is. It starts at once and never waits for the store: its journal goes through
+  ``journal`` (the pipeline's spool writer). Both may run together (fan-out).
 - ``api:``: the HTTP API under uvicorn, in the same event loop, with ack links signed by
   ``team.links.secret`` / ``$PLANTPULSE_ACK_SECRET``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +25,15 @@ from plantpulse.api.config import ApiConfig
 from plantpulse.config import PlantConfig
 from plantpulse.dashboards.state import BoardState
 from plantpulse.httpserve import serving
+from plantpulse.notifier.clock import Clock
+from plantpulse.notifier.escalator import EscalationNotifier
+from plantpulse.notifier.journal import JournalSink
 from plantpulse.notifier.links import ENV_SECRET, secret_from
-from plantpulse.notifier.outbox import Outbox, open_outbox
+from plantpulse.notifier.outbox import Outbox
 from plantpulse.notifier.push import PushNotifier
-from plantpulse.notifier.service import Clock, EscalationNotifier
 from plantpulse.people.roster import Roster
 from plantpulse.store.base import Store
+from plantpulse.store.sqlite_outbox import SQLiteOutbox
 from plantpulse.stream.pipeline import Notifier, OnShift
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,6 @@ class Notifying:
     outbox: Outbox | None = None
     api: Api | None = None
     _serving: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
-    _starting: asyncio.Task[None] | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -76,35 +79,28 @@ class Notifying:
         """Notifiers first (deliver what is queued), then the API, then the outbox."""
         if self.push is not None:
             await self.push.stop()
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()  # never started: what was submitted is lost, the alerts are stored
-            await asyncio.gather(self._starting, return_exceptions=True)
-        elif self.escalation is not None:
+        if self.escalation is not None:
             await self.escalation.stop()
         await self._serving.aclose()
         if self.outbox is not None:
             await self.outbox.close()
 
 
-async def _start_when(ready: Callable[[], Awaitable[None]], notifier: EscalationNotifier) -> None:
-    await ready()
-    await notifier.start()
-
-
 async def start_notifying(
     plant: PlantConfig,
     store: Store,
     *,
+    journal: JournalSink | None = None,
     api: ApiConfig | None = None,
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
-    ready: Callable[[], Awaitable[None]] | None = None,
     board: BoardState | None = None,
     **notifier_options: Any,
 ) -> Notifying:
-    """Build and start the notifiers and the API the config asks for. With ``ready`` (a coroutine
-    function, e.g. "the store is up"), the escalation notifier resumes once it returns; until
-    then ``submit`` only queues."""
+    """Build and start the notifiers and the API the config asks for. ``store`` need not be
+    reachable (nor open yet): the notifier only forwards acknowledgements to it and watches it
+    for those made elsewhere, each in a task of its own. ``journal``: where journal entries go
+    (the spool writer); without it the notifier journals nothing."""
     env = os.environ if env is None else env
     api = api if api is not None else getattr(plant, "api", None)
     out = Notifying()
@@ -120,22 +116,20 @@ async def start_notifying(
     if has_team(plant):
         roster = Roster(team, plant.site.timezone)
         out.on_shift = roster.on_shift
-        out.outbox = open_outbox(plant.store.url)
+        out.outbox = SQLiteOutbox.for_store(plant.store)
         await out.outbox.open()
         base = team.links.base_url or (api.ack_base() if api is not None else None)
         if secret is None or base is None:
             log.warning("ack links are off: set team.links.secret (or $%s) and api.public_url", ENV_SECRET)
         out.escalation = EscalationNotifier(
-            roster, out.outbox, store, clock=clock, secret=secret, link_base=base, **notifier_options
-        )
-        if ready is None:
-            await out.escalation.start()
-        else:
-            out._starting = asyncio.create_task(_start_when(ready, out.escalation), name="notifier start")
+            roster, out.outbox, store=store, journal=journal, clock=clock, secret=secret, link_base=base,
+            **notifier_options,
+        )  # fmt: skip
+        await out.escalation.start()
         parts.append(out.escalation)
     if api is not None:
         if out.outbox is None:
-            out.outbox = open_outbox(plant.store.url)
+            out.outbox = SQLiteOutbox.for_store(plant.store)
             await out.outbox.open()
         out.api = Api(
             store, token=api.token.get_secret_value(), secret=secret, outbox=out.outbox,

@@ -105,5 +105,9 @@ class Store(Protocol):
 
     async def alert(self, alert_id: str) -> Alert | None: ...
 
+    async def alerts_by_id(self, alert_ids: Sequence[str]) -> list[Alert]:
+        """The stored ones among ``alert_ids``, in one query (the notifier polls its active
+        escalations for acknowledgements made elsewhere); unknown ids are left out."""
+
     async def journal(self, alert_id: str) -> list[JournalEntry]:
         """The journal of one alert, oldest first."""

@@ -585,6 +585,14 @@ class PostgresStore:
         async with self._conn() as conn:
             return await self._alert(conn, alert_id)
 
+    async def alerts_by_id(self, alert_ids: Sequence[str]) -> list[Alert]:
+        if not alert_ids:
+            return []
+        query = sql.SQL("SELECT {} FROM alerts WHERE id = ANY(%s)").format(sql.SQL(_ALERT_COLUMNS))
+        async with self._conn() as conn:
+            cur = await conn.execute(query, (list(alert_ids),))
+            return [_alert_from_row(r) for r in await cur.fetchall()]
+
     @staticmethod
     async def _alert(conn: AsyncConnection[Any], alert_id: str) -> Alert | None:
         cur = await conn.execute(

@@ -524,6 +524,15 @@ class SQLiteStore:
     async def alert(self, alert_id: str) -> Alert | None:
         return await self._run(lambda conn: _get_alert(conn, alert_id), "alert")
 
+    async def alerts_by_id(self, alert_ids: Sequence[str]) -> list[Alert]:
+        ids = json.dumps(list(alert_ids))
+        sql = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id IN (SELECT value FROM json_each(?))"
+
+        def work(conn: sqlite3.Connection) -> list[Alert]:
+            return [_alert_from_row(r) for r in conn.execute(sql, (ids,))]
+
+        return await self._run(work, "alerts_by_id") if alert_ids else []
+
     async def journal(self, alert_id: str) -> list[JournalEntry]:
         def work(conn: sqlite3.Connection) -> list[JournalEntry]:
             rows = conn.execute(

@@ -1,105 +1,81 @@
-"""The notifier outbox (plantpulse.notifier.outbox) in the SQLite store's file.
+"""The notifier outbox (plantpulse.notifier.outbox) in its own local SQLite file.
 
-Own tables (notify_state, notify_meta, outbox, deliveries, used_nonces), created idempotently,
-and its own connection in WAL mode on a private single-thread executor, like SQLiteStore: the
-two connections share the file and SQLite serialises their writes (busy_timeout covers the
-short waits). Every method is one ``BEGIN IMMEDIATE`` transaction.
+Where: ``plant.store.state_dir / "outbox.db"`` (next to the spool), whatever the sample store is,
+so nothing the notifier does waits for the database. WAL mode, one connection on a private
+single-thread executor; every method is one ``BEGIN IMMEDIATE`` transaction. ``plantpulse
+ack`` may open the same file from another process; SQLite serialises the writers.
+
+Choices, and why:
+- Opening waits for another process's lock (a previous run still dying after SIGKILL, a CLI
+  acknowledging) up to ``lock_timeout`` instead of failing with "database is locked": a
+  supervisor restarting the service quickly must not see a crash loop.
+- JSON columns are written ASCII-only with non-finite floats as strings ("NaN", "Infinity"),
+  so no value an alert can carry makes a write fail; ``float()`` reads them back.
+- The directory is created 0700 and the file 0600: rows hold working acknowledge links.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+import time
+from collections.abc import Callable, Collection
 from dataclasses import replace
-from typing import Any, Literal, TypeVar, cast
+from pathlib import Path
+from typing import Literal, TypeVar, cast
 
+from plantpulse.config import StoreConfig
 from plantpulse.errors import StoreError
-from plantpulse.notifier.outbox import Change, Delivery, Loaded, OutboxRow, Saved
-from plantpulse.store.sqlite import parse_sqlite_url
+from plantpulse.notifier.outbox import Ack, Change, Delivery, Escalation, Loaded, OutboxRow, Saved
+from plantpulse.store.sqlite_outbox_schema import (
+    ACK_COLUMNS,
+    IN_JSON,
+    INSERT_ROW,
+    ROW_COLUMNS,
+    SCHEMA,
+    ack_of,
+    row_of,
+    to_json,
+)
 from plantpulse.store.sqlite_thread import SQLiteThread
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS notify_state (
-        alert_id TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        active INTEGER NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS notify_state_active ON notify_state (active) WHERE active = 1",
-    "CREATE TABLE IF NOT EXISTS notify_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        alert_id TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        title TEXT NOT NULL,
-        body TEXT NOT NULL,
-        notify_type TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        msg_key TEXT NOT NULL,
-        meta TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0
-    )""",
-    "CREATE INDEX IF NOT EXISTS outbox_open ON outbox (status, channel, id)",
-    "CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_id, id)",
-    """CREATE TABLE IF NOT EXISTS deliveries (
-        id INTEGER PRIMARY KEY,
-        outbox_id INTEGER NOT NULL,
-        attempt INTEGER NOT NULL,
-        at INTEGER NOT NULL,
-        channel TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        status TEXT NOT NULL,
-        response TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS deliveries_row ON deliveries (outbox_id, id)",
-    """CREATE TABLE IF NOT EXISTS used_nonces (
-        nonce TEXT PRIMARY KEY,
-        alert_id TEXT NOT NULL,
-        person TEXT NOT NULL,
-        at INTEGER NOT NULL
-    )""",
-]
-
-_ROW_COLUMNS = (
-    "alert_id, step, kind, recipient, channel, title, body, notify_type, created_at, status, msg_key, meta,"
-    " id, attempts"
-)
-_INSERT_ROW = (
-    "INSERT INTO outbox (alert_id, step, kind, recipient, channel, title, body, notify_type, created_at,"
-    " status, msg_key, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-)
+OUTBOX_FILE = "outbox.db"
 
 
-def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+def outbox_path(store: StoreConfig) -> Path:
+    """Where a plant's outbox lives: its local state directory, next to the spool."""
+    return store.state_dir / OUTBOX_FILE
 
 
-def _row(r: Sequence[Any]) -> OutboxRow:
-    return OutboxRow(
-        alert_id=r[0], step=int(r[1]), kind=r[2], recipient=r[3], channel=r[4], title=r[5], body=r[6],
-        notify_type=r[7], created_at=int(r[8]), status=r[9], msg_key=r[10], meta=json.loads(r[11]),
-        id=int(r[12]), attempts=int(r[13]),
-    )  # fmt: skip
+def _locked(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("locked", "busy")
+    )
 
 
 class SQLiteOutbox:
-    """``Outbox`` on the SQLite store's file (see the module docstring)."""
+    """``Outbox`` in a local SQLite file (see the module docstring)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.path = parse_sqlite_url(url)
-        self._db = SQLiteThread(self.path, "plantpulse-outbox")
+    def __init__(self, path: str | Path, *, lock_timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self._db = SQLiteThread(str(self.path), "plantpulse-outbox")
+
+    @classmethod
+    def for_store(cls, store: StoreConfig) -> SQLiteOutbox:
+        return cls(outbox_path(store))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], what: str) -> T:
-        """``fn`` in one immediate transaction (the store may write the same file meanwhile)."""
+        """``fn`` in one immediate transaction (``plantpulse ack`` may write meanwhile)."""
         if not self._db.is_open:
-            raise StoreError(f"SQLite outbox {self.url} is not open")
+            raise StoreError(f"outbox {self.path} is not open")
 
         def transaction(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
@@ -110,7 +86,7 @@ class SQLiteOutbox:
         try:
             return await self._db.call(transaction)
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite outbox {what}: {exc}") from exc
+            raise StoreError(f"outbox {what}: {exc}") from exc
 
     async def open(self) -> None:
         def schema(conn: sqlite3.Connection) -> None:
@@ -119,10 +95,30 @@ class SQLiteOutbox:
                 conn.execute(statement)
             conn.execute("COMMIT")
 
-        try:
-            await self._db.open(schema)
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite outbox open {self.path}: {exc}") from exc
+        def create() -> None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+
+        deadline = time.monotonic() + self.lock_timeout
+        waited = False
+        while True:
+            try:
+                await asyncio.to_thread(create)
+                await self._db.open(schema)
+            except sqlite3.Error as exc:
+                if not _locked(exc) or time.monotonic() >= deadline:
+                    raise StoreError(f"outbox open {self.path}: {exc}") from exc
+                if not waited:
+                    log.warning("outbox %s is locked by another process; waiting up to %.0f s",
+                                self.path, self.lock_timeout)  # fmt: skip
+                    waited = True
+                await asyncio.sleep(0.2)  # polling a lock held by another process, not synchronisation
+            except OSError as exc:
+                raise StoreError(f"outbox open {self.path}: {exc}") from exc
+            else:
+                if waited:
+                    log.info("outbox %s: lock obtained", self.path)
+                return
 
     async def close(self) -> None:
         await self._db.close()
@@ -138,9 +134,13 @@ class SQLiteOutbox:
                 )
                 cancelled.extend(int(r[0]) for r in cur.fetchall())
             conn.executemany(
-                "INSERT INTO notify_state (alert_id, state, active) VALUES (?, ?, ?)"
-                " ON CONFLICT (alert_id) DO UPDATE SET state = excluded.state, active = excluded.active",
-                [(aid, _json(st), int(active)) for aid, (st, active) in change.states.items()],
+                "INSERT INTO notify_state (alert_id, state, info, active, error) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (alert_id) DO UPDATE SET state = excluded.state, info = excluded.info,"
+                " active = excluded.active, error = excluded.error",
+                [
+                    (aid, to_json(e.state), to_json(e.info), int(e.active), e.error)
+                    for aid, e in change.states.items()
+                ],
             )
             conn.executemany(
                 "UPDATE outbox SET status = 'digested' WHERE id = ? AND status = 'held'",
@@ -149,16 +149,16 @@ class SQLiteOutbox:
             rows = []
             for r in change.rows:
                 (rid,) = conn.execute(
-                    _INSERT_ROW,
+                    INSERT_ROW,
                     (r.alert_id, r.step, r.kind, r.recipient, r.channel, r.title, r.body, r.notify_type,
-                     r.created_at, r.status, r.msg_key, _json(dict(r.meta))),
+                     r.created_at, r.status, r.msg_key, to_json(dict(r.meta))),
                 ).fetchone()  # fmt: skip
                 rows.append(replace(r, id=int(rid)))
             if change.flood is not None:
                 conn.execute(
                     "INSERT INTO notify_meta (key, value) VALUES ('flood', ?)"
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (_json(dict(change.flood)),),
+                    (to_json(dict(change.flood)),),
                 )
             return Saved(rows, cancelled)
 
@@ -168,34 +168,48 @@ class SQLiteOutbox:
         def work(conn: sqlite3.Connection) -> Loaded:
             conn.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending'")
             states = {
-                aid: json.loads(st)
-                for aid, st in conn.execute("SELECT alert_id, state FROM notify_state WHERE active = 1")
+                aid: Escalation(json.loads(st), json.loads(info), True)
+                for aid, st, info in conn.execute(
+                    "SELECT alert_id, state, info FROM notify_state WHERE active = 1"
+                )
             }
             row = conn.execute("SELECT value FROM notify_meta WHERE key = 'flood'").fetchone()
-            return Loaded(states, json.loads(row[0]) if row else None)
+            acks = [
+                ack_of(r)
+                for r in conn.execute(
+                    f"SELECT {ACK_COLUMNS} FROM acks WHERE alert_id IN"
+                    " (SELECT alert_id FROM notify_state WHERE active = 1) ORDER BY seq"
+                )
+            ]
+            (seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM acks").fetchone()
+            return Loaded(states, json.loads(row[0]) if row else None, acks, int(seq))
 
         return await self._run(work, "load")
 
     async def known(self, alert_ids: Collection[str]) -> set[str]:
-        ids = list(alert_ids)
+        ids = json.dumps(list(alert_ids))
 
         def work(conn: sqlite3.Connection) -> set[str]:
-            out: set[str] = set()
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                marks = ", ".join("?" * len(chunk))
-                sql = f"SELECT alert_id FROM notify_state WHERE alert_id IN ({marks})"
-                out.update(r[0] for r in conn.execute(sql, chunk))
-            return out
+            sql = f"SELECT alert_id FROM notify_state WHERE alert_id IN {IN_JSON}"
+            return {r[0] for r in conn.execute(sql, (ids,))}
 
-        return await self._run(work, "known") if ids else set()
+        return await self._run(work, "known") if alert_ids else set()
+
+    async def escalation(self, alert_id: str) -> Escalation | None:
+        def work(conn: sqlite3.Connection) -> Escalation | None:
+            r = conn.execute(
+                "SELECT state, info, active, error FROM notify_state WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+            return None if r is None else Escalation(json.loads(r[0]), json.loads(r[1]), bool(r[2]), r[3])
+
+        return await self._run(work, "escalation")
 
     async def claim(self, channel: str, limit: int) -> list[OutboxRow]:
         def work(conn: sqlite3.Connection) -> list[OutboxRow]:
             rows = [
-                _row(r)
+                row_of(r)
                 for r in conn.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM outbox WHERE status = 'pending' AND channel = ?"
+                    f"SELECT {ROW_COLUMNS} FROM outbox WHERE status = 'pending' AND channel = ?"
                     " ORDER BY id LIMIT ?",
                     (channel, limit),
                 )
@@ -226,9 +240,9 @@ class SQLiteOutbox:
     async def held(self, recipient: str) -> list[OutboxRow]:
         def work(conn: sqlite3.Connection) -> list[OutboxRow]:
             return [
-                _row(r)
+                row_of(r)
                 for r in conn.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM outbox WHERE status = 'held' AND recipient = ? ORDER BY id",
+                    f"SELECT {ROW_COLUMNS} FROM outbox WHERE status = 'held' AND recipient = ? ORDER BY id",
                     (recipient,),
                 )
             ]
@@ -238,11 +252,11 @@ class SQLiteOutbox:
     async def rows(self, alert_id: str | None = None) -> list[OutboxRow]:
         def work(conn: sqlite3.Connection) -> list[OutboxRow]:
             if alert_id is None:
-                cur = conn.execute(f"SELECT {_ROW_COLUMNS} FROM outbox ORDER BY id")
+                cur = conn.execute(f"SELECT {ROW_COLUMNS} FROM outbox ORDER BY id")
             else:
-                sql = f"SELECT {_ROW_COLUMNS} FROM outbox WHERE alert_id = ? ORDER BY id"
+                sql = f"SELECT {ROW_COLUMNS} FROM outbox WHERE alert_id = ? ORDER BY id"
                 cur = conn.execute(sql, (alert_id,))
-            return [_row(r) for r in cur]
+            return [row_of(r) for r in cur]
 
         return await self._run(work, "rows")
 
@@ -262,16 +276,50 @@ class SQLiteOutbox:
 
         return await self._run(work, "deliveries")
 
-    async def use_nonce(self, nonce: str, alert_id: str, person: str, at: int) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO used_nonces (nonce, alert_id, person, at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (nonce) DO NOTHING",
-                (nonce, alert_id, person, at),
-            )
-            return cur.rowcount == 1
+    async def acknowledge(self, ack: Ack, nonce: str | None = None) -> Ack | None:
+        a = ack
 
-        return await self._run(work, "use_nonce")
+        def work(conn: sqlite3.Connection) -> Ack | None:
+            if nonce is not None:
+                spent = conn.execute(
+                    "INSERT INTO used_nonces (nonce, alert_id, person, at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (nonce) DO NOTHING",
+                    (nonce, a.alert_id, a.by, a.at),
+                ).rowcount
+                if not spent:
+                    return None
+            conn.execute(
+                "INSERT INTO acks (alert_id, acked_by, at, comment, source) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (alert_id) DO NOTHING",
+                (a.alert_id, a.by, a.at, a.comment, a.source),
+            )
+            r = conn.execute(f"SELECT {ACK_COLUMNS} FROM acks WHERE alert_id = ?", (a.alert_id,)).fetchone()
+            return ack_of(r)
+
+        return await self._run(work, "acknowledge")
+
+    async def acks_since(self, seq: int) -> list[Ack]:
+        def work(conn: sqlite3.Connection) -> list[Ack]:
+            sql = f"SELECT {ACK_COLUMNS} FROM acks WHERE seq > ? ORDER BY seq"
+            return [ack_of(r) for r in conn.execute(sql, (seq,))]
+
+        return await self._run(work, "acks_since")
+
+    async def unforwarded(self, limit: int = 100) -> list[Ack]:
+        def work(conn: sqlite3.Connection) -> list[Ack]:
+            sql = f"SELECT {ACK_COLUMNS} FROM acks WHERE forwarded = 0 ORDER BY seq LIMIT ?"
+            return [ack_of(r) for r in conn.execute(sql, (limit,))]
+
+        return await self._run(work, "unforwarded")
+
+    async def forwarded(self, seq: int, *, drop: bool = False) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if drop:
+                conn.execute("DELETE FROM acks WHERE seq = ?", (seq,))
+            else:
+                conn.execute("UPDATE acks SET forwarded = 1 WHERE seq = ?", (seq,))
+
+        await self._run(work, "forwarded")
 
     async def nonce_used(self, nonce: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -280,4 +328,4 @@ class SQLiteOutbox:
         return await self._run(work, "nonce_used")
 
 
-__all__ = ["SCHEMA", "SQLiteOutbox"]
+__all__ = ["OUTBOX_FILE", "SCHEMA", "SQLiteOutbox", "outbox_path"]

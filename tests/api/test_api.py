@@ -15,8 +15,8 @@ import pytest
 from plantpulse.alerts import AlertEvent
 from plantpulse.api.app import Api
 from plantpulse.api.config import ApiConfig
+from plantpulse.notifier.clock import ManualClock
 from plantpulse.notifier.links import link, sign
-from plantpulse.notifier.service import ManualClock
 from plantpulse.store.sqlite import SQLiteStore
 from plantpulse.store.sqlite_outbox import SQLiteOutbox
 
@@ -46,7 +46,7 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     url = f"sqlite:///{tmp_path / 'pp.db'}"
-    store, outbox = SQLiteStore(url), SQLiteOutbox(url)
+    store, outbox = SQLiteStore(url), SQLiteOutbox(tmp_path / "outbox.db")
     await store.open()
     await outbox.open()
     ev = event()
@@ -102,8 +102,13 @@ async def test_ack_through_the_api_is_journaled_with_who_where_and_comment(env: 
     ack = [e for e in r.json()["journal"] if e["action"] == "acknowledged"]
     detail = {"comment": "已停机", "source": "api from 10.1.2.3"}
     assert ack == [
-        {"alert_id": env.alert_id, "at": T0 + 10 * S, "action": "acknowledged", "actor": "赵敏",
-         "detail": detail}
+        {
+            "alert_id": env.alert_id,
+            "at": T0 + 10 * S,
+            "action": "acknowledged",
+            "actor": "赵敏",
+            "detail": detail,
+        }
     ]
     empty = await env.client.post(f"/api/alerts/{env.alert_id}/ack", headers=AUTH, json={})
     assert empty.status_code == 400

@@ -1,4 +1,6 @@
-"""A small team whose contacts point at a local PushReceiver, and a running notifier on SQLite."""
+"""A small team whose contacts point at a local PushReceiver, and a running notifier: its outbox in
+the store's state directory (where ``plantpulse ack --store URL`` finds it), its journal written
+straight to the SQLite store (production writes it through the spool: tests/notifier/test_runtime.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from typing import Any
 
 from plantpulse import yamlsrc
 from plantpulse.alerts import AlertEvent
-from plantpulse.config import PlantConfig
+from plantpulse.config import PlantConfig, StoreConfig
+from plantpulse.notifier.clock import ManualClock
+from plantpulse.notifier.escalator import EscalationNotifier
+from plantpulse.notifier.outbox import Outbox
 from plantpulse.notifier.receiver import Received
-from plantpulse.notifier.service import EscalationNotifier, ManualClock
 from plantpulse.people.roster import Roster
 from plantpulse.store.sqlite import SQLiteStore
 from plantpulse.store.sqlite_outbox import SQLiteOutbox
@@ -83,7 +87,7 @@ def who(items: list[Received]) -> list[str]:
 @dataclass
 class Running:
     store: SQLiteStore
-    outbox: SQLiteOutbox
+    outbox: Outbox
     notifier: EscalationNotifier
     plant: PlantConfig
 
@@ -95,18 +99,25 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    db: Path, plant: PlantConfig, clock: ManualClock, *, abort: bool = False, **options: Any
+    db: Path,
+    plant: PlantConfig,
+    clock: ManualClock,
+    *,
+    abort: bool = False,
+    outbox: Outbox | None = None,
+    **options: Any,
 ) -> AsyncIterator[Running]:
-    """A notifier over SQLite at ``db``; ``abort`` ends it like a crash (no draining)."""
+    """A notifier with its store at ``db``; ``abort`` ends it like a crash (no draining)."""
     url = f"sqlite:///{db}"
-    store, outbox = SQLiteStore(url), SQLiteOutbox(url)
+    store = SQLiteStore(url)
+    outbox = outbox or SQLiteOutbox.for_store(StoreConfig(url=url))
     await store.open()
     await outbox.open()
     options.setdefault("backoff", 0.001)
     options.setdefault("poll_interval", 5 * S)
     notifier = EscalationNotifier(
-        Roster(plant.team, plant.site.timezone), outbox, store, clock=clock, secret=SECRET,
-        link_base="http://127.0.0.1:1/ack", **options,
+        Roster(plant.team, plant.site.timezone), outbox, store=store, journal=store, clock=clock,
+        secret=SECRET, link_base="http://127.0.0.1:1/ack", **options,
     )  # fmt: skip
     await notifier.start()
     try:

@@ -11,9 +11,9 @@ from pathlib import Path
 from pydantic import SecretStr
 from service_helpers import T0, M, S, raised, running, team_plant, who
 
+from plantpulse.alerts import Trend
+from plantpulse.notifier.clock import ManualClock
 from plantpulse.notifier.receiver import PushReceiver
-from plantpulse.notifier.service import ManualClock
-from plantpulse.samples import SampleBatch, TagRegistry
 
 
 async def test_raise_notifies_step0_then_escalates_at_its_time(tmp_path: Path) -> None:
@@ -95,8 +95,12 @@ async def test_failed_delivery_escalates_at_once_with_a_record_per_attempt(tmp_p
     async with PushReceiver() as rx:
         plant = team_plant(rx.url)
         people = dict(plant.team.people)
-        dead = people["张伟"].model_copy(update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/a")}})
-        lead = people["李娜"].model_copy(update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/b")}})
+        dead = people["张伟"].model_copy(
+            update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/a")}}
+        )
+        lead = people["李娜"].model_copy(
+            update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/b")}}
+        )
         team = plant.team.model_copy(update={"people": {**people, "张伟": dead, "李娜": lead}})
         plant = plant.model_copy(update={"team": team})
         clock = ManualClock(T0)
@@ -236,14 +240,12 @@ async def test_clear_before_ack_sends_a_cleared_note_and_stops(tmp_path: Path) -
 
 
 async def test_raise_message_summarises_the_trend_over_the_for_window(tmp_path: Path) -> None:
-    """The rule's ``for`` travels with the event; the message reads that window from the store."""
+    """The trend over the rule's ``for`` travels with the raise event (the pipeline held those
+    samples: 10 Hz over the 3 s before the raise, 186.0 rising to 189.0); nothing reads the store."""
     async with PushReceiver() as rx:
         plant, clock = team_plant(rx.url), ManualClock(T0)
         async with running(tmp_path / "pp.db", plant, clock) as r:
-            tags = TagRegistry(["line1/weld00/current"])
-            window = [T0 - 3 * S + i * S // 10 for i in range(31)]  # 10 Hz over the 3 s before the raise
-            values = [186.0 + i * 0.1 for i in range(31)]  # 186.0 rising to 189.0
-            await r.store.write_samples(SampleBatch.make(tags, window, [0] * 31, values), "trend-batch")
-            await r.raise_alert(replace(raised(), window=3 * S))
+            trend = Trend(first=186.0, last=189.0, min=186.0, max=189.0, n=31, window=3 * S)
+            await r.raise_alert(replace(raised(), window=3 * S, trend=trend))
             got = await rx.wait_for(2)
     assert "趋势:近 3s 最小 186,最大 189,最新 189(上升 ↑)" in got[0].body["message"]
