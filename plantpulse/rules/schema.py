@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import Field
 
 from plantpulse.alerts import Severity
+from plantpulse.rules.globcheck import TagPattern
 from plantpulse.schema import Duration, StrictModel
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -44,7 +45,7 @@ class ClearSpec(StrictModel):
 class RuleSpec(StrictModel):
     id: str = Field(min_length=1, pattern=r"^[^\s]+$")
     description: str | None = None
-    tag: str = Field(min_length=1)
+    tag: TagPattern
     above: Number | None = None
     below: Number | None = None
     outside: tuple[Number, Number] | None = None

@@ -96,3 +96,27 @@ def test_replay_prints_its_map_and_finishes(tmp_path: Path) -> None:
         "a/b/y -> unit 1 holding 2-3 float32 ABCD",
     ]
     assert "replay finished: 3 samples" in done.stderr
+
+
+def test_an_mqtt_replay_to_a_broker_exits_when_every_message_is_acknowledged(
+    tmp_path: Path, mqtt_broker: tuple[str, int]
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("ts,tag,value\n0,a/b/x,1.5\n0.5,a/b/y,2\n1,a/b/x,3\n", encoding="utf-8")
+    host, port = mqtt_broker
+    options = ["--protocol", "mqtt", "--mqtt-broker", f"{host}:{port}", "--speed", "max"]  # no --duration
+    done = subprocess.run(
+        [sys.executable, "-m", "plantpulse", "simulate", "--replay", str(path), *options],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "a/b/x -> plantpulse/replay/a/b/x",
+        "a/b/y -> plantpulse/replay/a/b/y",
+    ]
+    assert "replay finished: 3 samples" in done.stderr
+    assert f"every message acknowledged by mqtt://{host}:{port}" in done.stderr
