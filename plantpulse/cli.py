@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "plantpulse.people.cli",  # roster show | check
     "plantpulse.collectors.modbus_cli",  # modbus plan | probe
     "plantpulse.discover.cli",  # discover opcua | mqtt | modbus
+    "plantpulse.alertcli",  # alerts list | show | export
 )
 
 

@@ -48,3 +48,12 @@ def test_a_closed_pipe_ends_the_command_quietly(argv: list[str]) -> None:
 def test_db_status_into_head(pg_dsn: str) -> None:
     done = into_a_closed_pipe(["db", "status", "--store", pg_dsn])
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_alerts_export_into_head(tmp_path: Path) -> None:
+    from test_alerts_cli import T0, fill, raised
+
+    url = f"sqlite:///{tmp_path / 'pp.db'}"
+    fill(url, [raised(f"line1/weld{i:02d}/current", T0 + i) for i in range(200)])
+    done = into_a_closed_pipe(["alerts", "export", "--store", url])
+    assert (done.returncode, done.stderr) == (141, "")
