@@ -20,7 +20,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -110,8 +110,11 @@ def _query(args: argparse.Namespace, now: int, default_limit: int | None) -> Ale
     return parse_query(items, now, max_limit=None, default_limit=default_limit, prefix="--")
 
 
+Work = Callable[[argparse.Namespace, Store, AlertQuery, int], Awaitable[int]]
+
+
 def _list(args: argparse.Namespace) -> int:
-    return _run(args, _list_async)
+    return _run(args, _list_async, default_limit=50)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -122,24 +125,24 @@ def _show(args: argparse.Namespace) -> int:
     return _run(args, _show_async)
 
 
-def _run(args: argparse.Namespace, work: Callable[[argparse.Namespace, Store, int], Any]) -> int:
+def _run(args: argparse.Namespace, work: Work, *, default_limit: int | None = None) -> int:
+    """Options first (refused before any store is opened), then ``work`` on the open store."""
     now = time.time_ns()
 
-    async def main() -> int:
+    async def main(query: AlertQuery) -> int:
         store = _store(args)
         try:
             await store.open()
         except StoreError as e:
             raise _Refused(str(e)) from None
         try:
-            return int(await work(args, store, now))
+            return await work(args, store, query, now)
         finally:
             await store.close()
 
     try:
-        if hasattr(args, "since"):
-            _query(args, now, None)  # bad options are refused before the store is opened
-        return asyncio.run(main())
+        query = _query(args, now, default_limit) if hasattr(args, "state") else AlertQuery()
+        return asyncio.run(main(query))
     except (QueryError, _Refused, StoreError) as e:
         print(f"plantpulse alerts {args.alerts_command}: {e}", file=sys.stderr)
         return 1
@@ -164,8 +167,7 @@ def _store(args: argparse.Namespace) -> Store:
         raise _Refused(str(e)) from None
 
 
-async def _list_async(args: argparse.Namespace, store: Store, now: int) -> int:
-    query = _query(args, now, 50)
+async def _list_async(args: argparse.Namespace, store: Store, query: AlertQuery, now: int) -> int:
     limit = query.limit
     assert limit is not None
     found = [a async for a in select(store, replace(query, limit=limit + 1), now)]
@@ -182,13 +184,13 @@ async def _list_async(args: argparse.Namespace, store: Store, now: int) -> int:
     return 0
 
 
-async def _export_async(args: argparse.Namespace, store: Store, now: int) -> int:
-    n = await _write(args.format, select(store, _query(args, now, None), now), now, sys.stdout)
+async def _export_async(args: argparse.Namespace, store: Store, query: AlertQuery, now: int) -> int:
+    n = await _write(args.format, select(store, query, now), now, sys.stdout)
     print(f"{n} alerts exported", file=sys.stderr)
     return 0
 
 
-async def _show_async(args: argparse.Namespace, store: Store, now: int) -> int:
+async def _show_async(args: argparse.Namespace, store: Store, _: AlertQuery, now: int) -> int:
     alert = await store.alert(args.alert_id)
     if alert is None:
         raise _Refused(f"no alert {args.alert_id}")

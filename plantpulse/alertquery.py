@@ -74,7 +74,11 @@ class AlertQuery:
     rule: str | None = None
     asset: str | None = None
     limit: int | None = None
-    _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pattern = glob_regex(self.asset) if self.asset is not None and is_glob(self.asset) else None
+        object.__setattr__(self, "_pattern", pattern)
 
     @property
     def subtree(self) -> str | None:
@@ -160,18 +164,16 @@ def parse_limit(text: str, most: int | None, what: str = "limit") -> int:
     return n
 
 
-def parse_asset(text: str, what: str = "asset") -> tuple[str, re.Pattern[str] | None]:
-    """An asset name or glob -> (it, the pattern to match when it is a glob)."""
+def parse_asset(text: str, what: str = "asset") -> str:
+    """An asset name or glob, checked (a glob that can never match is an error)."""
     s = text.strip().strip("/")
     if not s:
         raise QueryError(
             f"{what}: empty; write an asset such as line1/weld01, or a glob such as line1/weld0*"
         )
-    if not is_glob(s):
-        return s, None
-    if (problem := glob_problem(s)) is not None:
+    if is_glob(s) and (problem := glob_problem(s)) is not None:
         raise QueryError(f"{what}: invalid pattern {_shown(s)}: {problem}")
-    return s, glob_regex(s)
+    return s
 
 
 def _bool(name: str, text: str) -> bool:
@@ -223,7 +225,7 @@ def parse_query(
     limit = default_limit
     if "limit" in given:
         limit = parse_limit(given["limit"], max_limit, prefix + "limit")
-    asset, pattern = parse_asset(given["asset"], prefix + "asset") if "asset" in given else (None, None)
+    asset = parse_asset(given["asset"], prefix + "asset") if "asset" in given else None
     rule = given.get("rule")
     if rule is not None and not rule.strip():
         raise QueryError(f"{prefix}rule: empty; give a rule id")
@@ -234,7 +236,6 @@ def parse_query(
         rule=rule.strip() if rule is not None else None,
         asset=asset,
         limit=limit,
-        _pattern=pattern,
     )
     if query.since is not None and query.until is not None and query.until <= query.since:
         raise QueryError(f"{prefix}until must be later than {prefix}since")
