@@ -334,5 +334,10 @@ class RequestDecoder:
         rows, power = self._rounded
         if len(rows):
             shifted = scaled[rows] * power
-            scaled[rows] = np.where(np.abs(shifted) < _EXACT, np.rint(shifted) / power, scaled[rows])
+            rounded = np.rint(shifted)
+            rounded /= power
+            huge = np.abs(shifted) >= _EXACT  # no decimals left to correct: keep as computed
+            if huge.any():
+                rounded[huge] = scaled[rows][huge]
+            scaled[rows] = rounded
         return scaled
