@@ -1,7 +1,8 @@
 """``plantpulse`` command line. Each area registers its own subcommands through ``register``.
 
 Exit codes: 0 success, 1 invalid input (config, rules, failing rule tests), 2 usage errors,
-130 interrupted.
+130 interrupted, 141 (128 + SIGPIPE, as a killed ``cat`` reports) when the reader of stdout
+went away (``plantpulse alerts export | head``): quietly, without a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +28,7 @@ _COMMAND_MODULES = (
     "plantpulse.discover.cli",  # discover opcua | mqtt | modbus
     "plantpulse.dashboards.grafana.cli",  # dashboards generate | push
     "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
+    "plantpulse.alertcli",  # alerts list | show | export
 )
 
 
@@ -58,13 +61,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return code
     except ConfigError as e:
         for p in e.problems:
             print(p, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader is gone (``| head``). Python flushes stdout again at exit, which would
+        # fail again with a traceback; point the descriptor at /dev/null so that flush is
+        # silent (the recipe of the Python docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _check(args: argparse.Namespace) -> int:
     from plantpulse.rules.loader import load_rule_files
 
-    loaded = load_config(args.config)  # also validates the KPI files against the team and rules
+    loaded = load_config(args.config, need_sources=True)  # also validates KPI files against team and rules
     rules = load_rule_files(loaded.rule_files)
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from plantpulse.app import run_pipeline
     from plantpulse.rules.loader import load_rule_files
 
-    loaded = load_config(args.config)
+    loaded = load_config(args.config, need_sources=True)
     rules = load_rule_files(loaded.rule_files)
     result = asyncio.run(run_pipeline(loaded.plant, rules, duration=args.duration, on_alert=_print_alert))
     _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)

@@ -241,9 +241,18 @@ class LoadedConfig(StrictModel):
     """Findings that do not stop a run (``check`` prints them): certificates out of validity."""
 
 
-def load_config(path: str | Path) -> LoadedConfig:
+NO_SOURCES = (
+    "a plant needs at least one OPC UA, Modbus or MQTT source under sources: "
+    "(plantpulse discover writes one; see docs/first-device.md)"
+)
+
+
+def load_config(path: str | Path, *, need_sources: bool = False) -> LoadedConfig:
     """Validate ``plant.yaml`` and every rule and KPI file it names (KPIs against the team and
-    the rule ids); raise ConfigError with all problems."""
+    the rule ids); raise ConfigError with all problems.
+
+    ``need_sources``: a plant that collects nothing is a problem too (``run`` and ``check``:
+    an empty or forgotten file must not pass as a plant; ``ack -c`` only wants the store)."""
     from plantpulse.kpi.loader import load_kpi_files
     from plantpulse.rules.loader import load_rule_files
 
@@ -278,6 +287,10 @@ def load_config(path: str | Path) -> LoadedConfig:
         problems.extend(e.problems)
     if problems:
         raise ConfigError(problems)
+    if need_sources and not plant.sources:  # last: what is written is fine, but nothing is collected
+        empty = doc.data is None  # nothing but comments and blank lines
+        what = f"the file is empty; {NO_SOURCES}" if empty else f"no sources; {NO_SOURCES}"
+        raise ConfigError([doc.problem(("sources",), what)])
     warnings = certificate_warnings(plant, doc, datetime.now(UTC))
     return LoadedConfig(
         path=Path(path).resolve(), plant=plant, rule_files=files, kpi_files=kpi_files, warnings=warnings

@@ -3,11 +3,15 @@
     GET  /ack/{token}                 confirmation page (zh/en, UTF-8) with a comment field
     POST /ack/{token}                 acknowledge: 200 ok, 403 forged, 410 expired, 409 used
     GET  /api/health                  status and notifier counters
-    GET  /api/alerts                  ?start=&end= (ISO or epoch s) &rule= &asset= &active=1 &limit=
+    GET  /api/alerts                  ?since= &until= &state= &rule= &asset= &limit= (plantpulse.alertquery)
     GET  /api/alerts/{id}             one alert with its ISA-18.2 state
     GET  /api/alerts/{id}/journal     its journal, oldest first
     POST /api/alerts/{id}/ack         {"by", "comment"?}
     POST /api/alerts/{id}/shelve      {"by", "reason", "duration"} (capped by max_shelve)
+
+Times in responses are ISO-8601 UTC with milliseconds and ``Z``; each also comes as
+``<name>_ns`` (Unix nanoseconds, exact). Query parameters are checked strictly: an unknown,
+repeated or malformed one is a 400 whose ``error`` is one line for a person.
 
 The link is the credential of ``/ack``: anyone holding it may acknowledge as its person until
 it expires, once (the nonce is spent before the acknowledgement, so two taps cannot both
@@ -26,7 +30,6 @@ import html
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -35,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from plantpulse.alertquery import QueryError, alert_record, journal_record, parse_query, select
 from plantpulse.alerts import Alert
 from plantpulse.dashboards.board import board_routes
 from plantpulse.dashboards.state import BoardState
@@ -45,7 +49,7 @@ from plantpulse.notifier.links import Verdict, verify
 from plantpulse.notifier.outbox import Ack, Outbox
 from plantpulse.people.schema import Language, TeamConfig
 from plantpulse.store.base import Store
-from plantpulse.timefmt import parse_duration, parse_ts
+from plantpulse.timefmt import parse_duration
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -101,10 +105,15 @@ def text_problem(fields: Mapping[str, object]) -> str | None:
     return None
 
 
-def _alert_json(a: Alert, now: int) -> dict[str, Any]:
-    d = asdict(a)
-    d["state"] = a.state(now).value
-    return d
+_alert_json = alert_record  # every handler answers with the same record
+
+
+def _no_query(request: Request) -> Response | None:
+    """A 400 for an endpoint that takes no query parameters and was given some."""
+    if not request.query_params:
+        return None
+    names = ", ".join(sorted(set(request.query_params.keys())))
+    return JSONResponse({"error": f"this endpoint takes no query parameters (got {names})"}, 400)
 
 
 def _client(request: Request) -> str:
@@ -282,31 +291,28 @@ class Api:
         return JSONResponse(body)
 
     async def alerts(self, request: Request) -> Response:
-        q = request.query_params
-        try:
-            start = parse_ts(q["start"]) if "start" in q else None
-            end = parse_ts(q["end"]) if "end" in q else None
-            limit = min(int(q.get("limit", "100")), 1000)
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, 400)
-        got = await self.store.alerts(
-            start, end, rule=q.get("rule"), asset=q.get("asset"),
-            active_only=q.get("active", "").lower() in ("1", "true", "yes"), limit=max(limit, 1),
-        )  # fmt: skip
         now = self.clock.now()
-        return JSONResponse({"alerts": [_alert_json(a, now) for a in got]})
+        try:
+            query = parse_query(request.query_params.multi_items(), now, max_limit=1000, default_limit=100)
+        except QueryError as e:
+            return JSONResponse({"error": str(e)}, 400)
+        return JSONResponse({"alerts": [alert_record(a, now) async for a in select(self.store, query, now)]})
 
     async def alert(self, request: Request) -> Response:
+        if (refused := _no_query(request)) is not None:
+            return refused
         a = await self.store.alert(request.path_params["id"])
         if a is None:
             return JSONResponse({"error": "no such alert"}, 404)
-        return JSONResponse(_alert_json(a, self.clock.now()))
+        return JSONResponse(alert_record(a, self.clock.now()))
 
     async def journal(self, request: Request) -> Response:
+        if (refused := _no_query(request)) is not None:
+            return refused
         aid = request.path_params["id"]
         if await self.store.alert(aid) is None:
             return JSONResponse({"error": "no such alert"}, 404)
-        return JSONResponse({"journal": [asdict(e) for e in await self.store.journal(aid)]})
+        return JSONResponse({"journal": [journal_record(e) for e in await self.store.journal(aid)]})
 
     @staticmethod
     async def _json(request: Request) -> Mapping[str, Any] | None:

@@ -17,8 +17,12 @@ Choices, and why:
   TagError marked ``logged``, so the runner counts it without logging it again. pymodbus'
   own error line for each unanswered request (with a frame dump) is dropped unless pymodbus
   logs at debug: the failure it describes is this collector's to report.
-* **Timestamps.** A device has no clock: samples carry the wall-clock time at which their
-  response arrived, in ns.
+* **Timestamps.** A device has no clock, so the collector brackets each request: a value is
+  stamped at the midpoint of the request's send and its response's arrival. The device read
+  it somewhere in between, so the stamp is off by at most half the round-trip time (the
+  arrival time would always be late, by up to the whole round trip). A failed request's bad
+  samples carry the time the failure became known (the exception response, or the end of
+  the timeout): there is no reading to centre.
 * **One line, one client.** Every RTU source on the same serial ``device`` shares one client
   and one lock, and holds the lock for its whole poll: requests on a line never interleave,
   whichever source and unit id they address. TCP sources each own a connection (a gateway
@@ -92,7 +96,8 @@ class ModbusCollector:
         wallclock: Callable[[], int] = time.time_ns,
     ) -> None:
         """``merge=False`` reads one request per tag (benchmarks); ``report`` receives every
-        failed request as a TagError; ``wallclock`` stamps responses (ns)."""
+        failed request as a TagError; ``wallclock`` (ns) is read when each request is sent
+        and when its response arrives."""
         self.source = source
         self.name = source.name
         self.address = source.address
@@ -143,6 +148,7 @@ class ModbusCollector:
                 self._lost(client)
                 raise self._unavailable("connection lost")
             why: str | None = None
+            sent = self._wallclock()
             try:
                 response = await self._execute(client, req)
             except ConnectionException as e:
@@ -155,14 +161,15 @@ class ModbusCollector:
                 why = f"no response within {self._timeout:g}s"
             except ModbusException as e:
                 why = _text(e)
-            ts = self._wallclock()
+            arrived = self._wallclock()
             if why is None:
                 why, values = self._values(req, decoder, response)
             if why is not None:
                 self._failed(i, req, why)
-                out.extend(Sample(ts, t.name, float("nan"), Quality.BAD) for t in req.tags)
+                out.extend(Sample(arrived, t.name, float("nan"), Quality.BAD) for t in req.tags)
                 continue
             self._recovered(i, req)
+            ts = sent + (arrived - sent) // 2  # the device read the registers in between
             out.extend(Sample(ts, t.name, v) for t, v in zip(req.tags, values, strict=True))
         return out
 

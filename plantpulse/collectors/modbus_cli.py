@@ -1,9 +1,11 @@
-"""``plantpulse modbus plan | probe``: see the requests a config makes, and guess a byte order.
+"""``plantpulse modbus plan | probe``: see the requests a config makes, and guess a decoding.
 
 ``plan -c plant.yaml`` validates the Modbus sources of a config (problems as FILE:LINE:COL,
 exit 1) and prints the requests of one poll per source. ``probe HOST[:PORT] ADDRESS`` reads
-four registers (two when the device refuses four) and prints them decoded in every byte order,
-the quickest way to find which one makes a known value come out right.
+``--count`` registers (by default four, else two, else one, as far as the device allows) and
+prints every register as int16/uint16 (and x0.1, x0.01) and every pair as int32/uint32/float32
+in the four word orders: the table of ``discover modbus`` (``plantpulse.discover.modbus``),
+the quickest way to find which decoding makes a known value come out right.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from plantpulse import yamlsrc
-from plantpulse.collectors.modbus_config import BIT_TABLES, ModbusSource, ModbusTag
-from plantpulse.collectors.modbus_plan import decode, plan
+from plantpulse.collectors.modbus_config import BIT_TABLES, ModbusSource
+from plantpulse.collectors.modbus_plan import plan
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.timefmt import format_duration
 
-__all__ = ["load_modbus_sources", "parse_target", "read_registers", "register"]
+__all__ = ["block_problem", "load_modbus_sources", "parse_target", "read_registers", "register"]
 
-ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
+PROBE_COUNTS = (4, 2, 1)
+"""What ``probe`` reads without ``--count``: the first count the device answers."""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -35,11 +38,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     pp = msub.add_parser("plan", help="print the requests each Modbus source makes per poll")
     pp.add_argument("-c", "--config", required=True, help="plant.yaml")
     pp.set_defaults(func=_plan)
-    pr = msub.add_parser("probe", help="read registers and print them decoded in all four byte orders")
+    pr = msub.add_parser(
+        "probe", help="read registers and print them as int16/uint16 and every 32-bit decoding"
+    )
     pr.add_argument(
         "target", metavar="HOST[:PORT]", help="Modbus TCP device or gateway (port 502 by default)"
     )
     pr.add_argument("address", type=int, help="0-based register address (holding 0 is 40001)")
+    pr.add_argument(
+        "--count", type=int, default=None, help="registers to read, 1-125 (default: 4, else 2, else 1)"
+    )
     pr.add_argument("--unit", type=int, default=1, help="unit id (default 1)")
     pr.add_argument("--table", choices=["holding", "input"], default="holding")
     pr.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
@@ -99,33 +107,21 @@ def _plan(args: argparse.Namespace) -> int:
 # -- probe --------------------------------------------------------------------------------------
 
 
-def format_probe(address: int, words: list[int]) -> list[str]:
-    """The registers in hex, then int32/uint32/float32 (and int64/float64 with four) per order."""
-    end = address + len(words) - 1
-    lines = [f"registers {address}-{end}: " + " ".join(f"0x{w:04X}" for w in words)]
-    types = ["int32", "uint32", "float32"] + (["int64", "float64"] if len(words) >= 4 else [])
-    lines.append("order  " + "  ".join(f"{t:>22}" for t in types))
-    for order in ORDERS:
-        cells = []
-        for t in types:
-            tag = ModbusTag.model_validate(
-                {"name": "probe", "address": address, "type": t, "byte_order": order}
-            )
-            v = decode(words[: tag.count], tag)
-            cells.append(f"{v:>22.0f}" if "int" in t else f"{v:>22.9g}")
-        lines.append(f"{order:<5}  " + "  ".join(cells))
-    return lines
-
-
 def _probe(args: argparse.Namespace) -> int:
+    from plantpulse.discover.modbus import table
+
     try:
         host, port_n = parse_target(args.target)
     except ValueError as e:
-        print(e, file=sys.stderr)
-        return 2
+        print(f"plantpulse modbus probe: {e}", file=sys.stderr)
+        return 1
+    counts = PROBE_COUNTS if args.count is None else (args.count,)
+    if problem := block_problem(args.address, counts[-1] if args.count is None else args.count, args.unit):
+        print(f"plantpulse modbus probe: {problem}", file=sys.stderr)
+        return 1
     result = asyncio.run(
         read_registers(
-            host, port_n, args.address, (4, 2), unit=args.unit, table=args.table, wait=args.timeout
+            host, port_n, args.address, counts, unit=args.unit, table=args.table, wait=args.timeout
         )
     )
     if isinstance(result, str):
@@ -133,8 +129,21 @@ def _probe(args: argparse.Namespace) -> int:
             f"tcp://{host}:{port_n} unit {args.unit} {args.table} {args.address}: {result}", file=sys.stderr
         )
         return 1
-    print("\n".join(format_probe(args.address, result)))
+    last = args.address + len(result) - 1
+    print(f"unit {args.unit} {args.table} {args.address}-{last} (tcp://{host}:{port_n})")
+    print("\n".join(table(args.address, result)))
     return 0
+
+
+def block_problem(address: int, count: int, unit: int) -> str | None:
+    """Why one read of ``count`` registers from ``address`` on ``unit`` is impossible, or None."""
+    if not 1 <= count <= 125:
+        return "--count is 1-125 (the most one request reads)"
+    if not 0 <= address <= 65536 - count:
+        return "--address and --count must stay within registers 0-65535"
+    if not 0 <= unit <= 247:
+        return "--unit is 0-247"
+    return None
 
 
 def parse_target(text: str) -> tuple[str, int]:

@@ -18,6 +18,16 @@ Values. ``value = raw * scale + offset``; a string register block holds a number
 ASCII text (scales, barcode readers), decoded with ``float()``; text that is not a number is
 NaN, hence a bad sample.
 
+Rounding. An integer register (``int16`` ... ``int64``, ``bool``, ``bit``) scaled by a decimal
+``scale`` and ``offset`` has exactly ``d = max(decimals(scale), decimals(offset))`` decimals,
+``decimals`` counting the digits after the point of the number as written (``0.1`` -> 1,
+``0.25`` -> 2, ``273.15`` -> 2, ``1e-05`` -> 5, ``10`` -> 0). Binary floating point gets the
+last bit wrong (``12 * 0.1`` is ``1.2000000000000002``), so such values are rounded to ``d``
+decimals: ``rint(v * 10**d) / 10**d``, which is the double nearest the exact decimal. Not
+rounded: ``scale: 1, offset: 0`` (nothing to round), floats and strings (their precision is
+their own, not the scale's), and values whose ``|v| * 10**d`` reaches 2**53 (past it a double
+holds no decimals to correct).
+
 ``decode`` is the plain, per-tag reference; ``RequestDecoder`` decodes every tag of one
 response at once with numpy (gather, byte swap, reinterpret) and is what the collector uses.
 The property tests hold the two to each other and to ``encode``.
@@ -29,13 +39,14 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
 
 from plantpulse.collectors.modbus_config import BIT_TABLES, ModbusSource, ModbusTag, Table
 
-__all__ = ["TABLES", "Request", "RequestDecoder", "decode", "encode", "plan", "to_words"]
+__all__ = ["TABLES", "Request", "RequestDecoder", "decimals", "decode", "encode", "plan", "to_words"]
 
 TABLES: tuple[Table, ...] = ("coil", "discrete_input", "holding", "input")
 _TABLE_RANK = {t: i for i, t in enumerate(TABLES)}
@@ -163,9 +174,32 @@ def raw_value(words: Words, tag: ModbusTag) -> float:
     return float(struct.unpack(">" + _STRUCT[tag.type], data)[0])
 
 
+_INTEGER_TYPES = frozenset({"bool", "bit", "int16", "uint16", "int32", "uint32", "int64"})
+_EXACT = float(2**53)  # beyond it a double has no fractional digits left to correct
+
+
+def _places(x: float) -> int:
+    """Digits after the point of ``x`` as Python writes it (``repr``): ``0.1`` -> 1, ``1e-05`` -> 5."""
+    exponent = Decimal(repr(x)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def decimals(tag: ModbusTag) -> int | None:
+    """Decimals the tag's scaled value is rounded to (module docstring), None when not rounded."""
+    if tag.type not in _INTEGER_TYPES or (tag.scale == 1 and tag.offset == 0):
+        return None
+    return max(_places(tag.scale), _places(tag.offset))
+
+
 def decode(words: Words, tag: ModbusTag) -> float:
     """One tag's engineering value from its own registers (``words[0]`` at ``tag.address``)."""
-    return raw_value(words, tag) * tag.scale + tag.offset
+    value = raw_value(words, tag) * tag.scale + tag.offset
+    d = decimals(tag)
+    if d is None:
+        return value
+    power = 10.0**d
+    shifted = value * power
+    return float(np.rint(shifted)) / power if abs(shifted) < _EXACT else value
 
 
 def encode(value: float | str, tag: ModbusTag) -> list[int]:
@@ -223,6 +257,9 @@ class RequestDecoder:
     _strings: list[tuple[int, int, ModbusTag]] = field(init=False, repr=False)
     _scale: npt.NDArray[np.float64] = field(init=False, repr=False)
     _offset: npt.NDArray[np.float64] = field(init=False, repr=False)
+    _rounded: tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] = field(
+        init=False, repr=False
+    )  # rows rounded to decimals, and 10**decimals of each
 
     def __post_init__(self) -> None:
         req = self.request
@@ -264,6 +301,15 @@ class RequestDecoder:
         object.__setattr__(self, "_strings", strings)
         object.__setattr__(self, "_scale", np.array([t.scale for t in req.tags], dtype=np.float64))
         object.__setattr__(self, "_offset", np.array([t.offset for t in req.tags], dtype=np.float64))
+        places = [(row, d) for row, t in enumerate(req.tags) if (d := decimals(t)) is not None]
+        object.__setattr__(
+            self,
+            "_rounded",
+            (
+                np.array([row for row, _ in places], dtype=np.intp),
+                np.array([10.0**d for _, d in places], dtype=np.float64),
+            ),
+        )
 
     def decode(
         self, response: Sequence[int] | Sequence[bool] | npt.NDArray[np.uint16]
@@ -285,4 +331,13 @@ class RequestDecoder:
             out[row] = raw_value(words[start : start + tag.count], tag)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf patterns are values too
             scaled: npt.NDArray[np.float64] = out * self._scale + self._offset
+        rows, power = self._rounded
+        if len(rows):
+            shifted = scaled[rows] * power
+            rounded = np.rint(shifted)
+            rounded /= power
+            huge = np.abs(shifted) >= _EXACT  # no decimals left to correct: keep as computed
+            if huge.any():
+                rounded[huge] = scaled[rows][huge]
+            scaled[rows] = rounded
         return scaled

@@ -291,17 +291,13 @@ def _modbus(args: argparse.Namespace) -> int:
 
 
 async def _discover_modbus(args: argparse.Namespace) -> tuple[list[str], str]:
-    from plantpulse.collectors.modbus_cli import parse_target, read_registers
+    from plantpulse.collectors.modbus_cli import block_problem, parse_target, read_registers
     from plantpulse.discover import modbus
     from plantpulse.discover.fragment import render, source_name
 
     host, port = parse_target(args.target)
-    if not 1 <= args.count <= 125:
-        raise _Refused("--count is 1-125 (the most one request reads)")
-    if not 0 <= args.address <= 65535 - args.count + 1:
-        raise _Refused("--address and --count must stay within registers 0-65535")
-    if not 0 <= args.unit <= 247:
-        raise _Refused("--unit is 0-247")
+    if (problem := block_problem(args.address, args.count, args.unit)) is not None:
+        raise _Refused(problem)
     picks = [modbus.parse_pick(p) for p in args.pick]
     name = args.source or source_name("modbus", host)
     entry = (

@@ -1,12 +1,19 @@
 """``plantpulse roster show | check``: who holds each role for an asset, and where nobody does.
 
-Only ``plant.yaml`` itself is validated here (not the rule files), so the shift office can
-check a roster without the rules in place. Times are read and printed in the site's zone.
+Only the parts of ``plant.yaml`` a roster reads are validated: ``site``, ``team`` (people and
+their roles, shifts, crews, rotations, assignments, overrides, policies, maintenance) and, for
+``check``, the tag names of ``sources``. The rule files are not read, and no secret is needed:
+people's contact URLs and ``team.links`` are not read at all (a contact counts by its channel
+name only), nor is any ``password``, ``token``, ``secret`` or notification URL, so an unset
+``${VAR}`` there is no problem here (``plantpulse check`` still reports it). The shift office
+can display and check a roster on a machine that holds no secrets. Times are read and printed
+in the site's zone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from datetime import datetime, timedelta
@@ -14,6 +21,7 @@ from typing import Any
 
 from plantpulse import yamlsrc
 from plantpulse.config import PlantConfig
+from plantpulse.errors import Problem
 from plantpulse.people.roster import Roster
 from plantpulse.timefmt import NS_PER_S, format_duration
 
@@ -37,10 +45,45 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     check.set_defaults(func=_check)
 
 
-def _load(path: str) -> tuple[PlantConfig, Roster]:
+_SECRETS = frozenset({"contacts", "links", "password", "secret", "token", "urls"})
+"""Keys whose values a roster never reads: an unset ``${VAR}`` below them is no problem here."""
+_CONTACT = "json://localhost"
+"""What each contact URL is read as: the channel name is all a roster (and its checks) use."""
+
+
+def _load(path: str, *, sources: bool = False) -> tuple[PlantConfig, Roster]:
+    """The plant as far as a roster reads it (module docstring); ``sources`` for their tags."""
     doc = yamlsrc.load(path, interpolate_env=True)
-    plant = yamlsrc.validate(PlantConfig, doc)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    read = ("site", "team", "sources") if sources else ("site", "team")
+    view: dict[str, Any] = {k: data[k] for k in read if k in data}
+    team = view.get("team")
+    if isinstance(team, dict):
+        team = {k: v for k, v in team.items() if k != "links"}
+        people = team.get("people")
+        if isinstance(people, dict):
+            team["people"] = {name: _no_contacts(person) for name, person in people.items()}
+        view["team"] = team
+    problems = [p for p in doc.problems if _read_by_roster(p, read)]
+    plant = yamlsrc.validate(PlantConfig, dataclasses.replace(doc, data=view, problems=problems))
     return plant, Roster(plant.team, plant.site.timezone)
+
+
+def _no_contacts(person: Any) -> Any:
+    if not isinstance(person, dict) or not isinstance(person.get("contacts"), dict):
+        return person
+    return {**person, "contacts": dict.fromkeys(person["contacts"], _CONTACT)}
+
+
+def _read_by_roster(problem: Problem, read: tuple[str, ...]) -> bool:
+    """Whether a loading problem (duplicate key, unset variable) is in a value a roster reads."""
+    if not problem.where:
+        return True  # a duplicate top-level key
+    parts = problem.where.split(".")
+    if parts[0] not in read or _SECRETS.intersection(parts):
+        return False
+    # of a source, only its tag names matter
+    return parts[0] != "sources" or "tags" in parts or "subscriptions" in parts
 
 
 def _parse_local(text: str) -> datetime:
@@ -85,7 +128,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    plant, roster = _load(args.config)
+    plant, roster = _load(args.config, sources=True)
     try:
         from plantpulse.timefmt import parse_duration
 

@@ -21,6 +21,7 @@ from pydantic import Field
 from plantpulse.alerts import Severity
 from plantpulse.rules.expr import FUNCTIONS, ExprError
 from plantpulse.rules.expr import parse as parse_expr
+from plantpulse.rules.globcheck import TagPattern
 from plantpulse.rules.model import (
     Above,
     Below,
@@ -55,7 +56,7 @@ class RuleBase(StrictModel):
 
     id: str = Field(min_length=1, pattern=r"^[^\s]+$")
     description: str | None = None
-    tag: str = Field(min_length=1)
+    tag: TagPattern
     for_: Duration = Field(0, alias="for")
     clear: ClearSpec | None = None
     severity: Severity

@@ -4,7 +4,9 @@
 names (OPC UA, Modbus TCP, MQTT), all on one clock; ``--replay FILE --protocol P`` plays a
 recorded sample file through one protocol at ``--speed`` (a factor, or ``max``). MQTT goes to
 ``--mqtt-broker HOST:PORT`` or, without it, to an embedded broker on ``--host:--mqtt-port``.
-Both log what they serve and stop cleanly on Ctrl-C/SIGTERM.
+Both log what they serve and stop cleanly on Ctrl-C/SIGTERM. A replay that serves (OPC UA,
+Modbus, or MQTT through the embedded broker) keeps serving the last values until stopped; an
+MQTT replay to ``--mqtt-broker`` exits once the broker has acknowledged every message.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ async def _replay(args: argparse.Namespace, broker: tuple[str, int] | None, spee
     stop = _stop_event()
     data = load_replay(args.replay)
     protocol: ReplayProtocol = args.protocol
+    embedded: EmbeddedBroker | None = None
     async with contextlib.AsyncExitStack() as stack:
         if protocol == "mqtt" and broker is None:
             embedded = await stack.enter_async_context(EmbeddedBroker(args.host, args.mqtt_port))
@@ -156,15 +159,25 @@ async def _replay(args: argparse.Namespace, broker: tuple[str, int] | None, spee
         await asyncio.wait({playing, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if playing.done():
             stats = playing.result()
+            if target.keeps_serving:
+                after = "serving the last values until stopped"
+            elif embedded is not None:
+                after = "the embedded broker keeps running for its subscribers until stopped"
+            else:
+                after = f"every message acknowledged by {_where(target)}"
             log.info(
-                "replay finished: %d samples in %.3f s (%.1fx), latest frame %.1f ms late; serving the last "
-                "values until stopped",
+                "replay finished: %d samples in %.3f s (%.1fx), latest frame %.1f ms late; %s",
                 stats.samples,
                 stats.elapsed_ns / 1e9,
                 stats.achieved_speed,
                 stats.max_late_ns / 1e6,
+                after,
             )
-            await stopping
+            if target.keeps_serving or embedded is not None:
+                await stopping
+            else:  # a publisher to another broker is done
+                stopping.cancel()
+                await asyncio.gather(stopping, return_exceptions=True)
         else:
             playing.cancel()
             await asyncio.gather(playing, return_exceptions=True)

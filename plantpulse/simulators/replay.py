@@ -126,6 +126,9 @@ class ReplayTarget(Protocol):
     """Where a replay goes: a server or publisher serving ``names``."""
 
     names: list[str]
+    keeps_serving: bool
+    """After the replay: a server still serves the last values (True); a publisher has
+    nothing left to do once the broker acknowledged everything (False)."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -226,6 +229,8 @@ class Replayer:
 class OpcUaReplayTarget:
     """An asyncua server with one Double variable per tag under ``Objects/replay``."""
 
+    keeps_serving = True
+
     def __init__(self, names: list[str], host: str = "127.0.0.1", port: int = 0) -> None:
         self.names = names
         self.host = host
@@ -304,6 +309,8 @@ def _slot(i: int) -> tuple[int, int]:
 class ModbusReplayTarget:
     """A Modbus TCP server holding one float32 (ABCD) per tag in holding registers."""
 
+    keeps_serving = True
+
     def __init__(self, names: list[str], host: str = "127.0.0.1", port: int = 0) -> None:
         self.names = names
         layout: dict[int, dict[Any, dict[int, int]]] = {}
@@ -374,6 +381,8 @@ class MqttReplayTarget:
     paho's network thread does the I/O (as in ``MqttSimulator``); ``flush`` waits on the
     broker's PUBACKs through an event, never synchronously, so an embedded broker in the same
     loop works."""
+
+    keeps_serving = False
 
     def __init__(
         self,

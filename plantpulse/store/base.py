@@ -100,8 +100,13 @@ class Store(Protocol):
         asset: str | None = None,
         active_only: bool = False,
         limit: int = 1000,
+        before: tuple[int, str] | None = None,
     ) -> list[Alert]:
-        """Alerts raised in [start, end), newest first; ``asset`` matches the subtree."""
+        """Alerts raised in [start, end), newest first (by ``raised_at``, then ``id``); ``asset``
+        matches the subtree. ``before`` is the ``(raised_at, id)`` of the last alert of the
+        previous page: only alerts after it in that order (keyset paging, so a reader walks any
+        number of alerts a page at a time, none skipped or repeated when several share an
+        instant)."""
 
     async def alert(self, alert_id: str) -> Alert | None: ...
 

@@ -557,9 +557,13 @@ class PostgresStore:
         asset: str | None = None,
         active_only: bool = False,
         limit: int = 1000,
+        before: tuple[int, str] | None = None,
     ) -> list[Alert]:
         where: list[sql.Composable] = [sql.SQL("TRUE")]
         params: list[Any] = []
+        if before is not None:
+            where.append(sql.SQL("(raised_at < %s OR (raised_at = %s AND id < %s))"))
+            params += [ns_to_dt(before[0]), ns_to_dt(before[0]), before[1]]
         if start is not None:
             where.append(sql.SQL("raised_at >= %s"))
             params.append(ns_to_dt(start))

@@ -490,9 +490,13 @@ class SQLiteStore:
         asset: str | None = None,
         active_only: bool = False,
         limit: int = 1000,
+        before: tuple[int, str] | None = None,
     ) -> list[Alert]:
         where: list[str] = []
         params: list[Any] = []
+        if before is not None:
+            where.append("(raised_at < ? OR (raised_at = ? AND id < ?))")
+            params += [before[0], before[0], before[1]]
         if start is not None:
             where.append("raised_at >= ?")
             params.append(start)

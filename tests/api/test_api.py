@@ -19,6 +19,7 @@ from plantpulse.notifier.clock import ManualClock
 from plantpulse.notifier.links import link, sign
 from plantpulse.store.sqlite import SQLiteStore
 from plantpulse.store.sqlite_outbox import SQLiteOutbox
+from plantpulse.timefmt import iso_ms
 
 S = 10**9
 T0 = 1_796_083_200 * S
@@ -83,7 +84,7 @@ async def test_alerts_filters_and_one_alert_with_its_state(env: Env) -> None:
     assert [a["tag"] for a in r.json()["alerts"]] == ["line2/press01/force", "line1/weld01/current"]
     r = await env.client.get("/api/alerts", params={"asset": "line1"}, headers=AUTH)
     assert [a["asset"] for a in r.json()["alerts"]] == ["line1/weld01"]
-    r = await env.client.get("/api/alerts", params={"start": str((T0 + S) // S)}, headers=AUTH)
+    r = await env.client.get("/api/alerts", params={"since": iso_ms(T0 + S)}, headers=AUTH)
     assert [a["tag"] for a in r.json()["alerts"]] == ["line2/press01/force"]
     r = await env.client.get("/api/alerts", params={"start": "yesterday"}, headers=AUTH)
     assert r.status_code == 400
@@ -104,10 +105,11 @@ async def test_ack_through_the_api_is_journaled_with_who_where_and_comment(env: 
     assert ack == [
         {
             "alert_id": env.alert_id,
-            "at": T0 + 10 * S,
+            "at": iso_ms(T0 + 10 * S),
             "action": "acknowledged",
             "actor": "赵敏",
             "detail": detail,
+            "at_ns": T0 + 10 * S,
         }
     ]
     empty = await env.client.post(f"/api/alerts/{env.alert_id}/ack", headers=AUTH, json={})
@@ -120,7 +122,8 @@ async def test_shelve_is_capped_by_the_maximum(env: Env) -> None:
     r = await env.client.post(f"/api/alerts/{env.alert_id}/shelve", headers=AUTH, json=body)
     assert r.status_code == 200
     assert r.json()["capped"] is True
-    assert r.json()["shelved_until"] == env.clock.now() + 3600 * S
+    assert r.json()["shelved_until_ns"] == env.clock.now() + 3600 * S
+    assert r.json()["shelved_until"] == iso_ms(env.clock.now() + 3600 * S)
     assert r.json()["state"] == "shelved"
     bad = await env.client.post(
         f"/api/alerts/{env.alert_id}/shelve", headers=AUTH, json={**body, "duration": "x"}

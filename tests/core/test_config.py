@@ -99,3 +99,48 @@ def test_yaml_syntax_error_points_at_the_spot(tmp_path: Path) -> None:
     path = write(tmp_path, "site:\n  name: [unclosed\n")
     with pytest.raises(ConfigError, match=r"plant.yaml:\d+:\d+: YAML syntax"):
         load_config(path)
+
+
+NEEDS_A_SOURCE = (
+    "a plant needs at least one OPC UA, Modbus or MQTT source under sources: "
+    "(plantpulse discover writes one; see docs/first-device.md)"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", f"1:1: the file is empty; {NEEDS_A_SOURCE}"),
+        ("# a plant, some day\n\n", f"1:1: the file is empty; {NEEDS_A_SOURCE}"),
+        ("site: {name: 焊装车间}\n", f"1:1: no sources; {NEEDS_A_SOURCE}"),
+        ("site: {name: 焊装车间}\nsources: []\n", f"2:1: no sources; {NEEDS_A_SOURCE}"),
+    ],
+    ids=["empty", "comments", "no-sources-key", "empty-list"],
+)
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_plant_without_sources_is_refused_by_check_and_run(  # noqa: PLR0917 (fixtures and params)
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    text: str, problem: str, command: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # were run to start, its store would be created here
+    path = tmp_path / "plant.yaml"
+    path.write_text(text, encoding="utf-8")
+    argv = [command, "-c", str(path)] + (["--duration", "0.1"] if command == "run" else [])
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"{path}:{problem}\n"
+    assert not (tmp_path / "plantpulse.db").exists()
+
+
+def test_an_invalid_tag_glob_fails_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PP_TEST_USER", "u")
+    monkeypatch.setenv("PP_TEST_PASSWORD", "p")
+    path = write(tmp_path, GOOD)
+    rules = tmp_path / "rules" / "weld.yaml"
+    rules.write_text(RULES.replace("line1/weld*/current", "line1/weld[0-9/current"), encoding="utf-8")
+    assert main(["check", "-c", str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"{rules}:3:5: rule weld-current-deviation: tag: invalid tag pattern 'line1/weld[0-9/current': "
+        "'[' at character 11 opens a character class that is never closed (write [abc] or [!abc])\n"
+    )

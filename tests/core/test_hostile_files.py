@@ -27,10 +27,11 @@ from plantpulse.simulators.scenario import load_scenario
 
 CHILD = textwrap.dedent(
     """
-    import resource, sys, tracemalloc
+    import contextlib, io, resource, sys, tracemalloc
     resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
     from plantpulse.cli import main
-    main([*sys.argv[1:-1], "warm.yaml"])  # the same command on an empty file: imports are not measured
+    with contextlib.redirect_stderr(io.StringIO()):  # (a plant.yaml with no source is refused)
+        main([*sys.argv[1:-1], "warm.yaml"])  # the same command on an empty file: imports are not measured
     tracemalloc.start()
     rc = main(sys.argv[1:])
     print(f"peak {tracemalloc.get_traced_memory()[1]}")

@@ -11,6 +11,11 @@ import pytest
 from plantpulse.cli import main
 from tests.kpi.helpers import KPIS, PLANT
 
+SOURCE = """\
+sources:
+  - {kind: mqtt, name: line, host: 127.0.0.1, subscriptions: [{topic: "l/+/+", tag: "l/{1}/{2}"}]}
+"""
+
 CHECK = Path(__file__).parent / "check"
 BAD = sorted(p for p in CHECK.glob("*.bad.yaml") if p.name != "team.bad.yaml")
 
@@ -39,7 +44,9 @@ def _plant(tmp: Path, kpis: str) -> Path:
     (tmp / "rules.yaml").write_text(
         "rules: [{id: weld-current, tag: l/*/current, above: 1, severity: high}]\n", encoding="utf-8"
     )
-    (tmp / "plant.yaml").write_text(PLANT + "rules: [rules.yaml]\nkpis: [kpis/*.yaml]\n", encoding="utf-8")
+    (tmp / "plant.yaml").write_text(
+        PLANT + SOURCE + "rules: [rules.yaml]\nkpis: [kpis/*.yaml]\n", encoding="utf-8"
+    )
     return tmp / "plant.yaml"
 
 

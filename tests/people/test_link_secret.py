@@ -18,7 +18,8 @@ store: {{url: "sqlite:///{db}"}}
 team:
   links:
     ttl: 1h
-{secret}"""
+{secret}sources: [{{kind: modbus, name: m, tcp: {{host: 127.0.0.1}}, tags: [{{name: a/b, address: 0}}]}}]
+"""
 
 
 def write(tmp_path: Path, secret: str = "") -> Path:

@@ -75,3 +75,59 @@ def test_show_at_a_time_dst_skips_or_repeats(
     cfg.write_text(PLANT.replace("Asia/Shanghai", zone), encoding="utf-8")
     assert main(["roster", "show", "-c", str(cfg), "--asset", "line1", "--at", at]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"line1 at {shown} ({zone})"
+
+
+SECRETS_UNSET = """\
+site: {name: 焊装车间, timezone: Asia/Shanghai}
+sources:
+  - kind: opcua
+    name: weld
+    endpoint: opc.tcp://127.0.0.1:4840
+    username: ${PP_ROSTER_UNSET_USER}
+    password: ${PP_ROSTER_UNSET_PASSWORD}
+    tags: [{name: line1/weld01/current, node: "ns=2;s=line1/weld01/current"}]
+notifications: {urls: ["${PP_ROSTER_UNSET_URL}"]}
+api: {token: "${PP_ROSTER_UNSET_TOKEN}"}
+team:
+  people:
+    张伟:
+      roles: [operator]
+      contacts: {wecom: "wecombot://${PP_ROSTER_UNSET_KEY}", sms: "${PP_ROSTER_UNSET_SMS}"}
+    李娜: {roles: [team_lead], contacts: {email: "mailto://qa:${PP_ROSTER_UNSET_SMTP}@example.com"}}
+  shifts:
+    day: {start: "08:00", end: "20:00"}
+  assignments:
+    - {asset: line1, roles: [operator], people: [张伟], shift: day}
+    - {asset: line1, roles: [team_lead], people: [李娜]}
+  policies:
+    default:
+      steps: [{after: 0s, to: [operator], channels: [wecom, sms]}]
+  links: {secret: "${PP_ROSTER_UNSET_SECRET}"}
+"""
+
+
+def test_roster_needs_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "plant.yaml"
+    p.write_text(SECRETS_UNSET, encoding="utf-8")  # none of the ${PP_ROSTER_UNSET_*} is set
+    assert main(["roster", "show", "-c", str(p), "--asset", "line1/weld01", "--at", "2026-12-01 09:00"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["line1/weld01 at 2026-12-01 09:00 CST (Asia/Shanghai)", "  operator   张伟",
+                                "  team_lead  李娜"]  # fmt: skip
+    assert err == ""
+    assert main(["roster", "check", "-c", str(p), "--days", "1", "--from", "2026-12-01"]) == 1  # gaps
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "line1: operator: nobody 2026-12-01 00:00 CST .. 2026-12-01 08:00 CST (8h)"
+    assert err == "roster check: 2 gap(s) 2026-12-01 00:00 CST .. 2026-12-02 00:00 CST (Asia/Shanghai)\n"
+    # plantpulse check still wants every secret
+    assert main(["check", "-c", str(p)]) == 1
+    assert "environment variable PP_ROSTER_UNSET_KEY is not set" in capsys.readouterr().err
+
+
+def test_roster_still_reports_a_variable_it_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "plant.yaml"
+    p.write_text(SECRETS_UNSET.replace("Asia/Shanghai", '"${PP_ROSTER_UNSET_ZONE}"'), encoding="utf-8")
+    assert main(["roster", "show", "-c", str(p), "--asset", "line1"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{p}:1:20: site.timezone: unknown time zone '' (use an IANA name such as Asia/Shanghai)",
+        f"{p}:1:30: site.timezone: environment variable PP_ROSTER_UNSET_ZONE is not set",
+    ]

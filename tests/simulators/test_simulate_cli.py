@@ -78,11 +78,11 @@ def test_simulate_serves_three_protocols_and_stops_on_sigterm(tmp_path: Path) ->
     assert "stopping" in rest
 
 
-def test_replay_prints_its_map_and_finishes(tmp_path: Path) -> None:
+def replay(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``plantpulse simulate --replay`` of three samples of two tags, run to its end."""
     path = tmp_path / "r.csv"
     path.write_text("ts,tag,value\n0,a/b/x,1.5\n0.5,a/b/y,2\n1,a/b/x,3\n", encoding="utf-8")
-    options = ["--protocol", "modbus", "--modbus-port", "0", "--speed", "max", "--duration", "0.5"]
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "plantpulse", "simulate", "--replay", str(path), *options],
         check=False,
         capture_output=True,
@@ -90,9 +90,29 @@ def test_replay_prints_its_map_and_finishes(tmp_path: Path) -> None:
         timeout=30,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
+
+
+def test_replay_prints_its_map_and_finishes(tmp_path: Path) -> None:
+    options = ["--protocol", "modbus", "--modbus-port", "0", "--speed", "max", "--duration", "0.5"]
+    done = replay(tmp_path, *options)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "a/b/x -> unit 1 holding 0-1 float32 ABCD",
         "a/b/y -> unit 1 holding 2-3 float32 ABCD",
     ]
     assert "replay finished: 3 samples" in done.stderr
+
+
+def test_an_mqtt_replay_to_a_broker_exits_when_every_message_is_acknowledged(
+    tmp_path: Path, mqtt_broker: tuple[str, int]
+) -> None:
+    host, port = mqtt_broker
+    # no --duration: it ends by itself
+    done = replay(tmp_path, "--protocol", "mqtt", "--mqtt-broker", f"{host}:{port}", "--speed", "max")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "a/b/x -> plantpulse/replay/a/b/x",
+        "a/b/y -> plantpulse/replay/a/b/y",
+    ]
+    assert "replay finished: 3 samples" in done.stderr
+    assert f"every message acknowledged by mqtt://{host}:{port}" in done.stderr

@@ -410,6 +410,25 @@ async def test_alert_filters_and_order(store: Store) -> None:
     assert await tags(limit=2) == everything[:2]
 
 
+async def test_alert_pages_walk_everything_once_even_when_alerts_share_an_instant(store: Store) -> None:
+    # seven alerts, five of them raised at the same instant (a glob rule over a line that failed at once)
+    events = [ev("raised", T0 + 5 * S, tag=f"line1/weld0{i}/current") for i in range(5)]
+    events += [ev("raised", T0 + 9 * S, tag="line2/a/x"), ev("raised", T0 + S, tag="line2/b/x")]
+    assert await store.write_alert_events(events, "e1")
+    everything = [(a.raised_at, a.id) for a in await store.alerts()]
+    assert len(everything) == 7
+    assert everything == sorted(everything, reverse=True)  # newest first, then id descending
+    walked: list[tuple[int, str]] = []
+    cursor: tuple[int, str] | None = None
+    while page := await store.alerts(limit=2, before=cursor):
+        walked += [(a.raised_at, a.id) for a in page]
+        cursor = walked[-1]
+    assert walked == everything
+    # the cursor combines with the other filters
+    after_first = await store.alerts(before=everything[0], asset="line1", start=T0, end=T0 + 10 * S)
+    assert [(a.raised_at, a.id) for a in after_first] == everything[1:6]
+
+
 async def test_on_shift_snapshot_round_trip(store: Store) -> None:
     raised = [ev("raised", T0 + i * S, tag=f"线体1/焊机0{i}/电流") for i in range(1, 4)]
     snapshots = {

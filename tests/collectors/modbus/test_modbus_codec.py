@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,42 @@ def test_scale_and_offset_invert(raw: int, scale: float, offset: float) -> None:
     value = raw * scale + offset
     assert decode(encode(value, t), t) == pytest.approx(value, rel=1e-12, abs=1e-9)
     assert encode(value, t) == encode(raw * scale + offset, t)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    type_=st.sampled_from(["int16", "uint16", "int32", "uint32", "int64"]),
+    raw=st.integers(-(2**31), 2**31 - 1),
+    scale=st.sampled_from([0.1, 0.01, 0.001, 0.05, 0.25, 1e-05, 2.5, 10.0, -0.1]),
+    offset=st.sampled_from([0.0, -40.0, 273.15, 0.5]),
+)
+def test_scaled_integers_are_the_exact_decimal(type_: str, raw: int, scale: float, offset: float) -> None:
+    """``scale: 0.1`` stores 1.2, not 1.2000000000000002: the double nearest the exact
+    decimal ``raw * scale + offset``, in the reference and in the vectorised decoder alike."""
+    lo, hi = RANGES[type_]
+    raw = min(max(raw, lo), hi)
+    t = tag(type_, scale=scale, offset=offset)
+    exact = float(Decimal(raw) * Decimal(repr(scale)) + Decimal(repr(offset)))
+    words = encode(raw, tag(type_))
+    assert decode(words, t) == exact
+    assert RequestDecoder(Request(1, "holding", 0, t.count, (t,))).decode(words).tolist() == [exact]
+
+
+@pytest.mark.parametrize(
+    ("raw", "scale", "offset", "stored"),
+    [(12, 0.1, 0.0, 1.2), (3, 0.1, 0.0, 0.3), (13, 1e-05, 0.0, 0.00013), (2, 0.1, 273.15, 273.35)],
+)
+def test_scale_examples_plain_arithmetic_gets_wrong(
+    raw: int, scale: float, offset: float, stored: float
+) -> None:
+    assert raw * scale + offset != stored
+    assert decode([raw], tag("uint16", scale=scale, offset=offset)) == stored
+
+
+def test_floats_are_not_rounded_to_the_scale() -> None:
+    t = tag("float32", scale=0.1)
+    words = encode(1.2345678, tag("float32"))
+    assert decode(words, t) == struct.unpack(">f", struct.pack(">f", 1.2345678))[0] * 0.1
 
 
 def test_out_of_range_values_are_refused() -> None:

@@ -1,5 +1,6 @@
 """The collector against a real pymodbus server on loopback: failures stay local to their
-request, timestamps are response times, lost connections go to the runner, which reconnects."""
+request, values are stamped at the midpoint of their request's round trip, lost connections go
+to the runner, which reconnects."""
 
 from __future__ import annotations
 
@@ -94,11 +95,11 @@ async def test_an_exception_response_makes_only_that_requests_tags_bad() -> None
     )
 
 
-async def test_a_silent_unit_times_out_alone_and_samples_carry_response_times(
+async def test_a_silent_unit_times_out_alone_and_failures_carry_the_time_they_became_known(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="plantpulse.collectors.modbus")
-    clock = itertools.count(1_000 * NS_PER_S, NS_PER_S)
+    clock = itertools.count(1_000 * NS_PER_S, NS_PER_S)  # read at each send and each arrival
     async with ModbusDeviceServer(LAYOUT) as server:
         collector = ModbusCollector(source(server.port), wallclock=lambda: next(clock))
         try:
@@ -113,14 +114,55 @@ async def test_a_silent_unit_times_out_alone_and_samples_carry_response_times(
         bad = {s.tag for s in samples if s.quality == Quality.BAD}
         assert bad == {"u2/a", "u2/b"}
     assert all(s.quality == Quality.GOOD for s in third)
-    # one timestamp per response, in the order the responses came
-    stamps = [sorted({s.ts for s in batch}) for batch in (first, second, third)]
-    assert stamps[0] == [1000 * NS_PER_S, 1001 * NS_PER_S, 1002 * NS_PER_S, 1003 * NS_PER_S]
-    assert {s.ts for s in first if s.tag.startswith("u2/")} == {1003 * NS_PER_S}
+    # four requests, each between two clock readings: values at the midpoint of their own
+    # request, the silent unit's bad markers when its timeout ran out
+    stamps = sorted({s.ts for s in first})
+    half = NS_PER_S // 2
+    assert stamps == [1000 * NS_PER_S + half, 1002 * NS_PER_S + half, 1004 * NS_PER_S + half, 1007 * NS_PER_S]
+    assert {s.ts for s in first if s.tag.startswith("u2/")} == {1007 * NS_PER_S}
     # logged once when it started failing, once when it answered again
     timeouts = [r for r in caplog.records if "no response within 0.25s" in r.getMessage()]
     assert len(timeouts) == 1
     assert any("unit 2 holding 0-1 (2 registers) answers again" in r.getMessage() for r in caplog.records)
+
+
+class _Clock:
+    now = 1_000 * NS_PER_S
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class _DeviceReadingAt(ModbusDeviceServer):
+    """A device that reads its registers 4 ms after the request was sent and whose answer
+    arrives 4 ms later: the clock is stepped by the device itself, not by sleeping."""
+
+    def __init__(self, layout: Any, clock: _Clock) -> None:
+        super().__init__(layout)
+        self.clock = clock
+        self.read_at: list[int] = []
+
+    async def _action(self, *args: Any) -> Any:
+        self.clock.now += 4_000_000
+        self.read_at.append(self.clock.now)
+        answer = await super()._action(*args)
+        self.clock.now += 4_000_000  # the way back
+        return answer
+
+
+async def test_values_are_stamped_at_the_midpoint_of_their_request_and_response() -> None:
+    clock = _Clock()
+    tags = [{"name": "u1/a", "address": 0}, {"name": "u1/c", "address": 3}]  # two requests
+    async with _DeviceReadingAt({1: {"holding": {0: 10, 3: 13}}}, clock) as server:
+        collector = ModbusCollector(source(server.port, tags=tags), wallclock=clock)
+        try:
+            samples = await collector.read()
+        finally:
+            await collector.close()
+    # the device read each request's registers half way through its round trip (4 ms of 8):
+    # that instant is the sample's, not the response's arrival 4 ms later
+    assert [(s.tag, s.ts) for s in samples] == [("u1/a", server.read_at[0]), ("u1/c", server.read_at[1])]
+    assert server.read_at == [1_000_004_000_000, 1_000_012_000_000]
 
 
 async def test_nothing_listening_is_source_unavailable_with_the_address() -> None:
