@@ -42,9 +42,12 @@ Choices, and why:
 * **Sparkplug host application.** With ``sparkplug.host_id`` the will is the retained STATE
   death ``{"online": false, "timestamp": T}`` with T taken when the client (and its CONNECT)
   is made; after the SUBACK the retained birth ``{"online": true, "timestamp": T}`` (the same
-  T, Sparkplug 3.0) is the first PUBLISH; a clean stop publishes ``{"online": false}`` with
-  the stop time before DISCONNECT. A live (not retained) offline STATE for our own id while
-  we are connected (a late will of our previous connection) is answered with the birth again.
+  T, Sparkplug 3.0) is the first PUBLISH; a clean stop (cancellation) publishes ``{"online":
+  false}`` with the stop time and sends DISCONNECT only once the broker acknowledged it (and
+  what arrived meanwhile was delivered). A live (not retained) offline STATE for our own id
+  while we are connected (a late will of our previous connection) is answered with the birth
+  again. Unread bytes are read away before DISCONNECT: a socket closed with unread data sends
+  RST, and the broker may then drop the DISCONNECT and publish the will.
 * **Heartbeats.** MQTT carries no server time, so while connected and keeping up, every
   ``heartbeat`` the collector claims ``now - lag``: nothing older is still in flight.
 * **History.** Samples older than the newest live sample of their tag (device buffers,
@@ -282,6 +285,10 @@ class MqttCollector:
             await self._connect(client, loop)
             self._start_timer()
             await self._deliver(sink, client)
+        except asyncio.CancelledError:
+            if self._state_topic is not None and self._state_born and client.socket() is not None:
+                await self._offline(sink, client)
+            raise
         finally:
             self._teardown(client)
 
@@ -408,6 +415,7 @@ class MqttCollector:
         fd, self._fd = self._fd, -1
         if sock is not None and client.socket() is sock:
             with contextlib.suppress(OSError, ValueError):
+                _discard_unread(sock)
                 if self._state_topic is not None and self._state_born:
                     # Sparkplug 3.0: a clean stop publishes the death itself (the will is dropped)
                     offline = _state(online=False, ts=self._clock() // NS_PER_MS)
@@ -710,21 +718,55 @@ class MqttCollector:
             if self._paused_now and len(items) < self._handoff // 2 + 1:
                 self._resume()
             if isinstance(item, _Batch):
-                if item.live is not None:
-                    self._samples += len(item.live)
-                    await sink.put(_rows(item.live))
-                if item.historical is not None:
-                    self._hist_count += len(item.historical)
-                    if self._historical_sink is not None:
-                        await self._historical_sink(_rows(item.historical))
-                    else:
-                        await put_historical(sink, _rows(item.historical))
-                if item.acks and client.socket() is not None:
-                    mqtt_wire.queue_pubacks(client, item.acks)
+                await self._deliver_batch(sink, client, item)
             elif isinstance(item, _Heartbeat):
                 sink.heartbeat(self.name, item.ts)
             else:
                 raise item
+
+    async def _deliver_batch(self, sink: Sink, client: mqtt.Client, item: _Batch) -> None:
+        if item.live is not None:
+            self._samples += len(item.live)
+            await sink.put(_rows(item.live))
+        if item.historical is not None:
+            self._hist_count += len(item.historical)
+            if self._historical_sink is not None:
+                await self._historical_sink(_rows(item.historical))
+            else:
+                await put_historical(sink, _rows(item.historical))
+        if item.acks and client.socket() is not None:
+            mqtt_wire.queue_pubacks(client, item.acks)
+
+    async def _offline(self, sink: Sink, client: mqtt.Client) -> None:
+        """A Sparkplug host stopping: publish the death, wait for the broker's PUBACK (so our
+        DISCONNECT cannot overtake it), and deliver what arrived meanwhile: edge nodes hold
+        their data only from the moment they see it. Bounded, as shutdown must be."""
+        assert self._state_topic is not None
+        self._state_born = False  # our own death echoing back is not a late will to answer
+        acked = asyncio.Event()
+        info = client.publish(self._state_topic, _state(online=False, ts=self._clock() // NS_PER_MS), qos=1,
+                              retain=True)  # fmt: skip
+        client.on_publish = lambda c, u, mid, rc, p: acked.set() if mid == info.mid else None
+        with contextlib.suppress(TimeoutError, SourceError):
+            async with asyncio.timeout(min(2.0, self.source.timeout / NS_PER_S)):
+                await acked.wait()
+                self._flush()
+                while self._items:
+                    item = self._items.popleft()
+                    if isinstance(item, _Batch):
+                        await self._deliver_batch(sink, client, item)
+
+
+def _discard_unread(sock: Any) -> None:
+    """Read away what the broker sent that we will not handle any more: closing a socket with
+    unread bytes makes the kernel send RST instead of FIN, and the broker may then drop our
+    DISCONNECT unread (and publish our will, Sparkplug STATE offline with the birth's time)."""
+    for _ in range(64):
+        try:
+            if not sock.recv(_RECV):
+                return
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
+            return
 
 
 def _rows(batch: SampleBatch) -> list[Sample]:
