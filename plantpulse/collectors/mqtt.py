@@ -205,6 +205,10 @@ class MqttCollector:
         self._state_births = 0
         self._history = LiveSplit()
         self._reader = mqtt_wire.PacketReader(v5=source.protocol == "5")
+        # a subclass that takes messages in ``_on_message`` (discover's sniffer) gets them there
+        self._publish = (
+            self._receive if type(self)._on_message is MqttCollector._on_message else self._as_message
+        )
         # per connection
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -529,6 +533,13 @@ class MqttCollector:
         self._now = self._clock()
         self._receive(raw_topic, bytes(msg.payload), msg.qos, msg.mid, int(msg.retain))
 
+    def _as_message(self, topic: bytes, payload: bytes, qos: int, mid: int, retain: int) -> None:
+        """The wire reader's PUBLISH as paho's ``MQTTMessage``, for a subclass overriding
+        ``_on_message`` (which then acknowledges what it takes, as with paho's own reader)."""
+        msg = mqtt.MQTTMessage(mid=mid, topic=topic)
+        msg.payload, msg.qos, msg.retain = payload, qos, bool(retain)
+        self._on_message(self._client, None, msg)  # type: ignore[arg-type]
+
     def _receive(self, topic: bytes, payload: bytes, qos: int, mid: int, retain: int) -> None:
         """One PUBLISH (received at ``_now``): decoded into the pending columns, or counted as
         malformed."""
@@ -627,7 +638,7 @@ class MqttCollector:
             read += len(data)
             self._now = self._clock()  # one receive time per read: these bytes arrived together
             try:
-                going = self._reader.feed(data, self._receive, self._paho_packet)
+                going = self._reader.feed(data, self._publish, self._paho_packet)
             except mqtt_wire.ProtocolError as e:
                 log.warning("%s: %s from the broker; reconnecting", self.name, e)
                 self._flush()

@@ -430,15 +430,9 @@ class _Plan:
                 raise DecodeError(e.cause, f"message: {e}") from None
             return
         assert s.array is not None
-        items = self.array(root, root)
-        if items is _MISSING:
-            if s.partial:
-                return
-            raise DecodeError("path", f"no {_show(s.array)} in the message")
-        if type(items) is not list:
-            raise DecodeError("path", f"{_show(s.array)} is a {type(items).__name__}, not a list")
+        items = self._container(self.array, s.array, list, root, root)
         if not items:
-            return  # no reading: nothing to date or qualify
+            return  # absent (partial) or no reading: nothing to date or qualify
         ts = self._ts(root, root, received) if not self.ts_item else received
         q = self._q(root, root) if not self.q_item else 0
         if self.columns is not None and _take_columns(self.columns, items, cols, ts, q):
@@ -454,6 +448,18 @@ class _Plan:
                 )
             except DecodeError as e:
                 raise DecodeError(e.cause, f"reading {n}: {e}") from None
+
+    def _container(self, get: Getter, path: PathSteps, kind: type, root: Any, item: Any) -> Any:
+        """The list (``array``) or object (pattern) at ``path``; None when absent and partial."""
+        found = get(root, item)
+        if found is _MISSING:
+            if self.sub.partial:
+                return None
+            raise DecodeError("path", f"no {_show(path)} in the {'message' if path[0] else 'reading'}")
+        if type(found) is not kind:
+            what = "a list" if kind is list else "an object"
+            raise DecodeError("path", f"{_show(path)} is a {type(found).__name__}, not {what}")
+        return found
 
     def _ts(self, root: Any, item: Any, received: int) -> int:
         if self.ts is None:
@@ -499,13 +505,9 @@ class _Plan:
         """Every number, boolean and null of the pattern's object, one tag per key."""
         s = self.sub
         assert self.pattern is not None and self.tagger is not None and s.pattern is not None
-        obj = self.pattern(root, item)
-        if obj is _MISSING:
-            if s.partial:
-                return
-            raise DecodeError("path", f"no {_show(s.pattern)} in the reading")
-        if type(obj) is not dict:
-            raise DecodeError("path", f"{_show(s.pattern)} is a {type(obj).__name__}, not an object")
+        obj = self._container(self.pattern, s.pattern, dict, root, item)
+        if obj is None:
+            return
         exclude, tagger, tag_paths = self.exclude, self.tagger, self.tag_paths
         for key, raw in obj.items():
             if key in exclude:

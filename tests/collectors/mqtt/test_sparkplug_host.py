@@ -16,8 +16,6 @@ import os
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,9 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from collector_helpers import RecordingSink
-from mqtt_helpers import unique
+from mqtt_helpers import collecting, unique
 from paho.mqtt.enums import CallbackAPIVersion
 
-from plantpulse.collectors.mqtt import MqttCollector
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.simulators import scenario as sc
 from plantpulse.simulators.mqtt import MqttSimulator, mqtt_source
@@ -95,29 +92,12 @@ def host_source(host: str, port: int, host_id: str, group: str, **extra: Any) ->
     )  # fmt: skip
 
 
-@asynccontextmanager
-async def running(source: MqttSource, sink: RecordingSink) -> AsyncIterator[MqttCollector]:
-    """A collector connected and subscribed on entry, stopped cleanly (cancelled) on exit."""
-    collector = MqttCollector(source)
-    task = asyncio.create_task(collector.run(sink))
-    ready = asyncio.create_task(collector.subscribed.wait())
-    await asyncio.wait([task, ready], timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    ready.cancel()
-    if task.done():
-        task.result()
-    try:
-        yield collector
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 async def test_state_birth_after_subscribing_and_a_clean_death(mqtt_broker: tuple[str, int]) -> None:
     host, port = mqtt_broker
     host_id = unique("phid")
     async with StateWatcher(host, port, host_id) as watcher:
         source = host_source(host, port, host_id, unique("grp"))
-        async with running(source, RecordingSink()) as collector:
+        async with collecting(source, RecordingSink()) as collector:
             birth, retained = await watcher.next()
             assert birth["online"] is True and set(birth) == {"online", "timestamp"}
             assert not retained  # live to a subscriber; the broker keeps it retained (below)
@@ -134,7 +114,7 @@ async def test_a_late_offline_state_is_answered_with_the_birth(mqtt_broker: tupl
     host, port = mqtt_broker
     host_id = unique("phid")
     async with StateWatcher(host, port, host_id) as watcher:
-        async with running(host_source(host, port, host_id, unique("grp")), RecordingSink()) as collector:
+        async with collecting(host_source(host, port, host_id, unique("grp")), RecordingSink()) as collector:
             birth, _ = await watcher.next()
             stale = {"online": False, "timestamp": birth["timestamp"] - 60_000}
             await watcher.publish(stale)
@@ -205,14 +185,14 @@ async def test_edge_waits_for_the_host_and_forwards_what_it_held(mqtt_broker: tu
     ):
         await sim.wait_ticks(5)
         assert sim.messages_published == 0 and not sim.host_online  # no STATE yet: nothing sent
-        async with running(source, sink):
+        async with collecting(source, sink):
             await sink.wait_for(lambda s: len(s.historical) > 0 and len(s.samples) > 20)
         # the host stopped cleanly: its death says offline; the edge holds again
         await asyncio.wait_for(sim.wait_host(online=False), 10)
         published = sim.messages_published
         await sim.wait_ticks(6)
         assert sim.messages_published == published
-        async with running(source, sink):
+        async with collecting(source, sink):
             await asyncio.wait_for(sim.wait_host(online=True), 10)
             # what both absences held (its last tick went into the birth, not the history)
             held = {sim.start_ns + k * scenario.tick for k in sim.held_ticks}
