@@ -11,9 +11,18 @@ Choices, and why:
   run in ``asyncio.to_thread`` (paho has no non-blocking connect); they are bounded by
   ``timeout``.
 * **At-least-once, acknowledged after the pipeline took it.** The client uses ``manual_ack``:
-  a QoS 1 PUBACK is sent only after ``sink.put`` returned for the batch holding that message.
+  a QoS 1 PUBACK is sent only after ``sink.put`` returned for the batch holding that message
+  (the batch's PUBACKs leave in one write).
   A collector killed mid-batch therefore loses nothing with a persistent session: the broker
   redelivers what was not acknowledged (duplicates are possible, losses are not).
+* **Our own read path.** paho connects, subscribes, pings and publishes, but the socket is
+  read here (``mqtt_wire``): one ``recv`` of up to 256 KiB, PUBLISH packets parsed in place
+  and decoded straight into columns (``mqtt_json``, ``columns``), every other packet handed to
+  paho's handler. paho's own reader costs three ``recv`` calls and an ``MQTTMessage`` per
+  message, more than decoding the message does.
+* **Columns to the sink boundary.** A burst becomes one ``SampleBatch`` (sorted by time, split
+  live/historical per tag in numpy); ``_rows`` turns it into the ``Sample`` list ``Sink.put``
+  takes today, the one place to change when sinks accept batches.
 * **Backpressure.** The handoff between the socket callbacks and ``run`` holds at most
   ``handoff`` batches. When it is full we stop reading the socket (``remove_reader``) until
   ``run`` catches up: TCP then pushes back on the broker, which holds QoS 1 messages for us
@@ -30,6 +39,15 @@ Choices, and why:
   are counted per topic, the last few kept (``status().malformed``), reported through
   ``sink.error`` as ``MalformedPayload`` (one log line per topic and cause), and never stop
   the collector.
+* **Sparkplug host application.** With ``sparkplug.host_id`` the will is the retained STATE
+  death ``{"online": false, "timestamp": T}`` with T taken when the client (and its CONNECT)
+  is made; after the SUBACK the retained birth ``{"online": true, "timestamp": T}`` (the same
+  T, Sparkplug 3.0) is the first PUBLISH; a clean stop (cancellation) publishes ``{"online":
+  false}`` with the stop time and sends DISCONNECT only once the broker acknowledged it (and
+  what arrived meanwhile was delivered). A live (not retained) offline STATE for our own id
+  while we are connected (a late will of our previous connection) is answered with the birth
+  again. Unread bytes are read away before DISCONNECT: a socket closed with unread data sends
+  RST, and the broker may then drop the DISCONNECT and publish the will.
 * **Heartbeats.** MQTT carries no server time, so while connected and keeping up, every
   ``heartbeat`` the collector claims ``now - lag``: nothing older is still in flight.
 * **History.** Samples older than the newest live sample of their tag (device buffers,
@@ -43,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 import re
 import ssl
 import threading
@@ -54,20 +71,22 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from plantpulse.collectors import mqtt_wire
 from plantpulse.collectors.base import Sink, put_historical
+from plantpulse.collectors.columns import Columns, LiveSplit, to_samples
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.mqtt_json import DecodeError, JsonDecoder
-from plantpulse.collectors.quality import Historical
 from plantpulse.collectors.sparkplug import SparkplugDecoder
 from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
-from plantpulse.samples import Sample
-from plantpulse.timefmt import NS_PER_S
+from plantpulse.samples import Sample, SampleBatch, TagRegistry
+from plantpulse.timefmt import NS_PER_MS, NS_PER_S
 
 __all__ = ["MalformedPayload", "MalformedTopic", "MqttCollector", "MqttStatus", "RejectedMessage"]
 
@@ -81,8 +100,10 @@ _TLS_REFUSAL = re.compile(
 """Socket errors before CONNACK that mean the broker refused our certificate (TLS 1.3 sends
 "certificate required" after the client thinks the handshake is done)."""
 _AUTH_REASONS = frozenset({134, 135, 138, 140})  # bad user/password, not authorized, banned, bad auth method
-_BURST = 512  # packets read per readable event at most (fairness with the rest of the loop)
+_RECV = 256 * 1024  # bytes per recv
+_BURST = 1 << 20  # bytes read per readable event at most (fairness with the rest of the loop)
 _MAX_TOPICS = 1000  # malformed-payload counters kept per topic; beyond that under "<other>"
+_STATE = msgspec.json.Decoder()
 
 
 class _TrackingContext(ssl.SSLContext):
@@ -130,6 +151,8 @@ class MqttStatus:
     rebirths_requested: int
     paused: int
     notes: int
+    state_births: int = 0
+    """Sparkplug host application: STATE births published (one per connection, plus repairs)."""
 
 
 @dataclass(slots=True)
@@ -140,9 +163,9 @@ class _Ring:
 
 @dataclass(slots=True)
 class _Batch:
-    samples: list[Sample]
-    historical: list[Sample]
-    acks: list[tuple[int, int]]
+    live: SampleBatch | None
+    historical: SampleBatch | None
+    acks: list[int]  # packet ids of QoS 1 messages, acknowledged once the sink took the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +195,20 @@ class MqttCollector:
         self._keep = max(1, keep_malformed)
         self._historical_sink = historical
         self._clock = clock
-        self._json = JsonDecoder(source.subscriptions) if source.format == "json" else None
+        self.tags = TagRegistry()
+        """The collector's tag ids (its batches' ``tags``); a sink remaps them to its own."""
+        self._json = JsonDecoder(source.subscriptions, self.tags) if source.format == "json" else None
         self._sparkplug = SparkplugDecoder(source.sparkplug) if source.sparkplug is not None else None
-        self._history = Historical()
+        self._state_topic = source.state_topic
+        self._state_ts = 0  # ms; the will's and the birth's timestamp for the current connection
+        self._state_born = False
+        self._state_births = 0
+        self._history = LiveSplit()
+        self._reader = mqtt_wire.PacketReader(v5=source.protocol == "5")
+        # a subclass that takes messages in ``_on_message`` (discover's sniffer) gets them there
+        self._publish = (
+            self._receive if type(self)._on_message is MqttCollector._on_message else self._as_message
+        )
         # per connection
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -193,10 +227,10 @@ class MqttCollector:
         self._session_present: bool | None = None
         self._socket_error: str | None = None
         self._tls_ctx: _TrackingContext | None = None
-        self._pending: list[Sample] = []
-        self._pending_hist: list[Sample] = []
-        self._pending_acks: list[tuple[int, int]] = []
-        self._got_message = False
+        self._pending = Columns(self.tags)
+        self._pending_hist = Columns(self.tags)  # flagged historical by the sender (Sparkplug)
+        self._pending_acks: list[int] = []
+        self._now = 0  # receive time of the bytes being dispatched
         self._last_heartbeat = 0
         self._sink: Sink | None = None
         # counters (status)
@@ -223,13 +257,15 @@ class MqttCollector:
             rebirths_requested=self._rebirths,
             paused=self._paused,
             notes=self._notes,
+            state_births=self._state_births,
         )
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """Topic filters and QoS, as subscribed after every CONNACK."""
         src = self.source
         if self._sparkplug is not None:
-            return [(f, src.qos) for f in self._sparkplug.subscriptions()]
+            own = [(self._state_topic, 1)] if self._state_topic is not None else []
+            return own + [(f, src.qos) for f in self._sparkplug.subscriptions()]
         seen: dict[str, int] = {}
         for s in src.subscriptions:
             seen[s.topic] = max(seen.get(s.topic, 0), src.qos if s.qos is None else s.qos)
@@ -245,12 +281,18 @@ class MqttCollector:
         self._items.clear()
         self._wake = asyncio.Event()
         self._closing = False
+        self._reader.reset()
+        self._state_born = False
         client = self._make_client()
         self._client = client
         try:
             await self._connect(client, loop)
             self._start_timer()
             await self._deliver(sink, client)
+        except asyncio.CancelledError:
+            if self._state_topic is not None and self._state_born and client.socket() is not None:
+                await self._offline(sink, client)
+            raise
         finally:
             self._teardown(client)
 
@@ -279,6 +321,10 @@ class MqttCollector:
             self._tls_ctx = self._tls_context()
             client.tls_set_context(self._tls_ctx)
             client.tls_insecure_set(src.tls.insecure)
+        if self._state_topic is not None:
+            # Sparkplug 3.0: the death certificate carries the time of this CONNECT; the birth repeats it
+            self._state_ts = self._clock() // NS_PER_MS
+            client.will_set(self._state_topic, _state(online=False, ts=self._state_ts), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -373,6 +419,11 @@ class MqttCollector:
         fd, self._fd = self._fd, -1
         if sock is not None and client.socket() is sock:
             with contextlib.suppress(OSError, ValueError):
+                _discard_unread(sock)
+                if self._state_topic is not None and self._state_born:
+                    # Sparkplug 3.0: a clean stop publishes the death itself (the will is dropped)
+                    offline = _state(online=False, ts=self._clock() // NS_PER_MS)
+                    client.publish(self._state_topic, offline, qos=1, retain=True)
                 client.disconnect()  # queues DISCONNECT: a clean goodbye keeps the session, drops the will
                 client.loop_write()
         if fd >= 0 and self._loop is not None:
@@ -446,8 +497,16 @@ class MqttCollector:
             self._push(
                 AuthenticationError(self.name, self.address, f"subscription refused: {', '.join(refused)}")
             )
-        else:
-            self.subscribed.set()
+            return
+        if self._state_topic is not None:
+            self._birth(client)  # subscribed to our own STATE and the group first, as Sparkplug 3.0 says
+        self.subscribed.set()
+
+    def _birth(self, client: mqtt.Client) -> None:
+        assert self._state_topic is not None
+        client.publish(self._state_topic, _state(online=True, ts=self._state_ts), qos=1, retain=True)
+        self._state_born = True
+        self._state_births += 1
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
@@ -469,37 +528,49 @@ class MqttCollector:
             self._push(err)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._got_message = True
-        self._messages += 1
-        received = self._clock()
+        """paho's own path: an MQTT 5 PUBLISH with properties (``mqtt_wire`` hands it over)."""
         raw_topic: bytes = msg._topic  # the undecoded topic: invalid UTF-8 is a malformed message too
+        self._now = self._clock()
+        self._receive(raw_topic, bytes(msg.payload), msg.qos, msg.mid, int(msg.retain))
+
+    def _as_message(self, topic: bytes, payload: bytes, qos: int, mid: int, retain: int) -> None:
+        """The wire reader's PUBLISH as paho's ``MQTTMessage``, for a subclass overriding
+        ``_on_message`` (which then acknowledges what it takes, as with paho's own reader)."""
+        msg = mqtt.MQTTMessage(mid=mid, topic=topic)
+        msg.payload, msg.qos, msg.retain = payload, qos, bool(retain)
+        self._on_message(self._client, None, msg)  # type: ignore[arg-type]
+
+    def _receive(self, topic: bytes, payload: bytes, qos: int, mid: int, retain: int) -> None:
+        """One PUBLISH (received at ``_now``): decoded into the pending columns, or counted as
+        malformed."""
+        self._messages += 1
+        received = self._now
+        try:
+            if self._json is not None:
+                self._json.decode_into(self._pending, topic, payload, received)
+            else:
+                self._sparkplug_message(topic, payload, received, retain)
+        except DecodeError as e:
+            self._reject(topic.decode("utf-8", "replace"), payload, received, e)
+        if qos:
+            self._pending_acks.append(mid)  # QoS 2 never arrives: we subscribe at QoS 1 at most
+
+    def _sparkplug_message(self, raw_topic: bytes, payload: bytes, received: int, retain: int) -> None:
+        assert self._sparkplug is not None
         try:
             topic = raw_topic.decode("utf-8")
         except UnicodeDecodeError:
-            topic = raw_topic.decode("utf-8", "replace")
-            self._reject(topic, msg.payload, received, DecodeError("topic", "topic is not UTF-8"))
-        else:
-            try:
-                if self._json is not None:
-                    self._pending.extend(self._json.decode(topic, msg.payload, received))
-                else:
-                    self._sparkplug_message(client, topic, msg.payload, received)
-            except DecodeError as e:
-                self._reject(topic, msg.payload, received, e)
-        if msg.qos > 0:
-            self._pending_acks.append((msg.mid, msg.qos))
-
-    def _sparkplug_message(
-        self, client: mqtt.Client, topic: str, payload: bytes | bytearray, received: int
-    ) -> None:
-        assert self._sparkplug is not None
+            raise DecodeError("topic", "topic is not UTF-8") from None
+        if topic == self._state_topic:
+            self._own_state(payload, retain)
+            return
         out = self._sparkplug.decode(topic, payload, received)
-        self._pending.extend(out.samples)
-        self._pending_hist.extend(out.historical)
+        self._pending.extend_samples(out.samples)
+        self._pending_hist.extend_samples(out.historical)
         self._notes += len(out.notes)
         for note in out.notes:
             log.debug("%s: %s", self.name, note)
-        if out.rebirth is not None:
+        if out.rebirth is not None and self._client is not None:
             self._rebirths += 1
             log.info(
                 "%s: asking %s/%s for a rebirth (%s)",
@@ -508,7 +579,23 @@ class MqttCollector:
                 out.rebirth.node,
                 out.rebirth.reason,
             )
-            client.publish(out.rebirth.topic, out.rebirth.payload(received), qos=0)
+            self._client.publish(out.rebirth.topic, out.rebirth.payload(received), qos=0)
+
+    def _own_state(self, payload: bytes, retain: int) -> None:
+        """Our STATE topic. The retained message replayed on subscribing is the past (our birth
+        follows it); a live "offline" while we are online is a late will of an earlier
+        connection overwriting our birth, so edge nodes would hold their data: birth again."""
+        try:
+            state = _STATE.decode(payload)
+            online = state.get("online") if isinstance(state, dict) else None
+        except (msgspec.DecodeError, RecursionError):
+            online = None
+        if online is None:
+            raise DecodeError("json", 'STATE is not {"online": ..., "timestamp": ...}')
+        if online is False and not retain and self._state_born and self._client is not None:
+            log.warning("%s: %s says offline while we are connected; publishing the birth again",
+                        self.name, self._state_topic)  # fmt: skip
+            self._birth(self._client)
 
     def _reject(self, topic: str, payload: bytes | bytearray, received: int, e: DecodeError) -> None:
         key = topic if topic in self._malformed or len(self._malformed) < _MAX_TOPICS else "<other>"
@@ -525,19 +612,54 @@ class MqttCollector:
     # -- socket events ----------------------------------------------------------------------------
 
     def _on_readable(self) -> None:
+        """Read up to ``_BURST`` bytes in ``_RECV`` pieces and dispatch every complete packet."""
+        client = self._client
+        sock = client.socket() if client is not None else None
+        if client is None or sock is None:
+            return
+        read = 0
+        while read < _BURST and not self._paused_now:
+            try:
+                data = sock.recv(_RECV)
+            except (BlockingIOError, ssl.SSLWantReadError, InterruptedError):
+                break
+            except ssl.SSLWantWriteError:
+                self._on_register_write(client, None, sock)
+                break
+            except OSError as e:  # includes ssl.SSLError: TLS 1.3 refusals arrive as a read error
+                self._socket_error = str(e)
+                self._flush()
+                mqtt_wire.connection_lost(client)
+                return
+            if not data:
+                self._flush()
+                mqtt_wire.connection_lost(client)
+                return
+            read += len(data)
+            self._now = self._clock()  # one receive time per read: these bytes arrived together
+            try:
+                going = self._reader.feed(data, self._publish, self._paho_packet)
+            except mqtt_wire.ProtocolError as e:
+                log.warning("%s: %s from the broker; reconnecting", self.name, e)
+                self._flush()
+                mqtt_wire.hand_to_paho(client, 0, b"")  # an unknown packet: paho closes and reports it
+                return
+            if not going or client.socket() is not sock:
+                break
+            pending = getattr(sock, "pending", None)
+            if len(data) < _RECV and not (pending is not None and pending() > 0):
+                break
+        if client.socket() is sock:
+            mqtt_wire.received_bytes(client)
+        self._flush()
+
+    def _paho_packet(self, header: int, body: bytes) -> bool:
+        """Every packet but a plain PUBLISH goes to paho; False once paho closed the link."""
         client = self._client
         if client is None:
-            return
-        sock = client.socket()
-        pending = getattr(sock, "pending", None)
-        for _ in range(_BURST):
-            self._got_message = False
-            rc = client.loop_read()
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or client.socket() is None:
-                break
-            if not self._got_message and not (pending is not None and pending() > 0):
-                break
-        self._flush()
+            return False
+        mqtt_wire.hand_to_paho(client, header, body)
+        return client.socket() is not None
 
     def _on_writable(self) -> None:
         client = self._client
@@ -565,17 +687,18 @@ class MqttCollector:
     # -- handoff ----------------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        if not (self._pending or self._pending_hist or self._pending_acks):
+        if not (len(self._pending) or len(self._pending_hist) or self._pending_acks):
             return
-        samples, self._pending = self._pending, []
-        hist, self._pending_hist = self._pending_hist, []
+        live: SampleBatch | None = self._pending.take().sorted() if len(self._pending) else None
+        hist = self._pending_hist.take() if len(self._pending_hist) else None
         acks, self._pending_acks = self._pending_acks, []
-        if samples:
-            if len(samples) > 1:
-                samples.sort(key=_TS)
-            samples, old = self._history.split(samples)
-            hist.extend(old)
-        self._push(_Batch(samples, hist, acks))
+        if live is not None:
+            live, old = self._history.split(live)
+            if old is not None:
+                hist = old if hist is None else SampleBatch.concat(self.tags, [hist, old])
+            if not len(live):
+                live = None
+        self._push(_Batch(live, hist, acks))
 
     def _push(self, item: _Item) -> None:
         self._items.append(item)
@@ -606,21 +729,63 @@ class MqttCollector:
             if self._paused_now and len(items) < self._handoff // 2 + 1:
                 self._resume()
             if isinstance(item, _Batch):
-                if item.samples:
-                    self._samples += len(item.samples)
-                    await sink.put(item.samples)
-                if item.historical:
-                    self._hist_count += len(item.historical)
-                    if self._historical_sink is not None:
-                        await self._historical_sink(item.historical)
-                    else:
-                        await put_historical(sink, item.historical)
-                for mid, qos in item.acks:
-                    client.ack(mid, qos)
+                await self._deliver_batch(sink, client, item)
             elif isinstance(item, _Heartbeat):
                 sink.heartbeat(self.name, item.ts)
             else:
                 raise item
 
+    async def _deliver_batch(self, sink: Sink, client: mqtt.Client, item: _Batch) -> None:
+        if item.live is not None:
+            self._samples += len(item.live)
+            await sink.put(_rows(item.live))
+        if item.historical is not None:
+            self._hist_count += len(item.historical)
+            if self._historical_sink is not None:
+                await self._historical_sink(_rows(item.historical))
+            else:
+                await put_historical(sink, _rows(item.historical))
+        if item.acks and client.socket() is not None:
+            mqtt_wire.queue_pubacks(client, item.acks)
 
-_TS = operator.attrgetter("ts")  # C-level sort key: the handoff sorts every burst
+    async def _offline(self, sink: Sink, client: mqtt.Client) -> None:
+        """A Sparkplug host stopping: publish the death, wait for the broker's PUBACK (so our
+        DISCONNECT cannot overtake it), and deliver what arrived meanwhile: edge nodes hold
+        their data only from the moment they see it. Bounded, as shutdown must be."""
+        assert self._state_topic is not None
+        self._state_born = False  # our own death echoing back is not a late will to answer
+        acked = asyncio.Event()
+        info = client.publish(self._state_topic, _state(online=False, ts=self._clock() // NS_PER_MS), qos=1,
+                              retain=True)  # fmt: skip
+        client.on_publish = lambda c, u, mid, rc, p: acked.set() if mid == info.mid else None
+        with contextlib.suppress(TimeoutError, SourceError):
+            async with asyncio.timeout(min(2.0, self.source.timeout / NS_PER_S)):
+                await acked.wait()
+                self._flush()
+                while self._items:
+                    item = self._items.popleft()
+                    if isinstance(item, _Batch):
+                        await self._deliver_batch(sink, client, item)
+
+
+def _discard_unread(sock: Any) -> None:
+    """Read away what the broker sent that we will not handle any more: closing a socket with
+    unread bytes makes the kernel send RST instead of FIN, and the broker may then drop our
+    DISCONNECT unread (and publish our will, Sparkplug STATE offline with the birth's time)."""
+    for _ in range(64):
+        try:
+            if not sock.recv(_RECV):
+                return
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
+            return
+
+
+def _rows(batch: SampleBatch) -> list[Sample]:
+    """The sink boundary: ``Sink.put`` takes ``Sample`` lists today. When sinks take columns,
+    this returns ``batch`` itself (its ``tags`` is the collector's ``TagRegistry``)."""
+    return to_samples(batch)
+
+
+def _state(*, online: bool, ts: int) -> bytes:
+    """A Sparkplug 3.0 STATE payload: ``{"online": ..., "timestamp": <ms since epoch, UTC>}``."""
+    return msgspec.json.encode({"online": online, "timestamp": ts})

@@ -57,12 +57,11 @@ def _per_tag(config: Any) -> TagIntervals:
 def _per_subscription(config: Any) -> TagIntervals:
     """MQTT tags appear with their topics: each subscription's template becomes a pattern,
     first match wins (as for decoding); Sparkplug uses the source's ``stale_after``."""
-    from plantpulse.collectors.mqtt_config import template_pattern
-
     default = config.stale_after
     patterns = [
-        (template_pattern(s.tag), default if s.stale_after is None else s.stale_after)
+        (pattern, default if s.stale_after is None else s.stale_after)
         for s in config.subscriptions
+        for pattern in s.tag_patterns()
     ]
     return TagIntervals(patterns=patterns, default=default)
 

@@ -19,6 +19,14 @@ Formats (``mqtt_source`` returns the matching collector config):
     the changed metrics per tick; NDEATH is the MQTT will. A dropout publishes DDEATH and,
     when it ends, DBIRTH (so births repeat unchanged values: more samples than the truth);
     bad_quality sends ``is_null`` with the ``Quality`` property 0.
+``sparkplug`` with ``primary_host=ID``
+    An edge node configured with a Primary Host ID (Sparkplug 3.0, as Ignition's MQTT
+    Transmission is): it subscribes to ``spBv1.0/STATE/<ID>`` and publishes nothing until that
+    host says ``{"online": true}``; while the host is offline it keeps ticking and holds every
+    change (store and forward). When the host is online again it publishes NBIRTH and DBIRTHs
+    with the current values, then the held changes as DDATA with ``is_historical`` metrics
+    carrying their own timestamps. STATE messages older than the newest one seen are ignored
+    (a late will of an earlier host session).
 
 The paho client runs its own network thread (``loop_start``): publishing is thread-safe and a
 simulator is not the thing under test. Nothing here ever waits synchronously on the broker,
@@ -42,6 +50,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.sparkplug import (
     BDSEQ_METRIC,
+    NAMESPACE,
     REBIRTH_METRIC,
     DataType,
     MetricValue,
@@ -134,6 +143,7 @@ class MqttSimulator(Service):
         clock: Callable[[], int] = time.time_ns,
         client_id: str | None = None,
         connect_timeout: float = 10.0,
+        primary_host: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.connect_timeout = connect_timeout
@@ -160,6 +170,16 @@ class MqttSimulator(Service):
         self.ticks_written = 0
         self.messages_published = 0
         self.rebirths = 0
+        self.primary_host = primary_host
+        self.host_online = primary_host is None
+        """False while a configured primary host is not online: changes are held, not sent."""
+        self._state_ts = -1  # newest STATE timestamp seen (ms)
+        self._held: list[tuple[int, str, list[MetricValue]]] = []  # (ts ms, welder, metrics)
+        self.held_ticks: list[int] = []
+        """Ticks whose changes were held while the primary host was away (then sent as history)."""
+        self.host_changes = 0
+        self._tick_event = asyncio.Event()
+        self._host_event = asyncio.Event()
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -184,7 +204,7 @@ class MqttSimulator(Service):
         if self._fixed_start is None and self.ticks_written == 0:
             self.start_ns = self.scenario.start_ns(self._clock())
         self._k = max((self._clock() - self.start_ns) // self.scenario.tick, 0)
-        self._publish_tick(self._k, birth=self.format == "sparkplug")
+        self._publish_tick(self._k, birth=self.format == "sparkplug" and self.host_online)
         self._k += 1
         self._task = asyncio.create_task(self._ticks(), name=f"mqtt simulator {self.host}:{self.port}")
 
@@ -221,10 +241,20 @@ class MqttSimulator(Service):
             return
         if self.format == "sparkplug":
             client.subscribe(node_topic(self.group, "NCMD", self.node), qos=1)
+            if self.primary_host is not None:
+                client.subscribe(f"{NAMESPACE}/STATE/{self.primary_host}", qos=1)
         self._loop.call_soon_threadsafe(self._connected.set)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._loop is None:
+            return
+        if self.primary_host is not None and msg.topic == f"{NAMESPACE}/STATE/{self.primary_host}":
+            try:
+                state = json.loads(msg.payload)
+                online, ts = bool(state["online"]), int(state["timestamp"])
+            except (ValueError, KeyError, TypeError):
+                return
+            self._loop.call_soon_threadsafe(self._host_state, online, ts)
             return
         try:
             payload = decode_payload(msg.payload)
@@ -233,11 +263,46 @@ class MqttSimulator(Service):
         if any(m.name == REBIRTH_METRIC and m.boolean_value for m in payload.metrics):
             self._loop.call_soon_threadsafe(self.rebirth)
 
+    def _host_state(self, online: bool, ts: int) -> None:
+        """The primary host's STATE (event loop thread): births and the held history on its
+        return, holding while it is away."""
+        if ts < self._state_ts:
+            return  # older than what we know: a stale will
+        self._state_ts = ts
+        if online == self.host_online:
+            return
+        self.host_online = online
+        self.host_changes += 1
+        self._host_event.set()
+        if online and self._client is not None:
+            k = max(self._k - 1, 0)
+            self._births(k)  # the current values: the last held tick is in them, not in the history
+            birth_ms = (self.start_ns + k * self.scenario.tick) // 1_000_000
+            held, self._held = [h for h in self._held if h[0] < birth_ms], []
+            if self.held_ticks and self.held_ticks[-1] == k:
+                self.held_ticks.pop()
+            for ts_ms, welder, metrics in held:
+                topic = node_topic(self.group, "DDATA", self.node, welder)
+                self._publish(topic, encode_payload(ts_ms, self._next_seq(), metrics))
+
+    async def wait_host(self, online: bool) -> None:
+        """Return once the primary host's STATE says ``online`` (at once if it does already)."""
+        while self.host_online != online:
+            self._host_event.clear()
+            await self._host_event.wait()
+
+    async def wait_ticks(self, n: int) -> None:
+        """Return once ``n`` more ticks were computed (published or held)."""
+        target = self.ticks_written + n
+        while self.ticks_written < target:
+            self._tick_event.clear()
+            await self._tick_event.wait()
+
     # -- test hooks -------------------------------------------------------------------------------
 
     def rebirth(self) -> None:
         """Publish NBIRTH and every live DBIRTH again (as on an NCMD Node Control/Rebirth)."""
-        if self._client is None or self.format != "sparkplug":
+        if self._client is None or self.format != "sparkplug" or not self.host_online:
             return
         self.rebirths += 1
         self._births(max(self._k - 1, 0))
@@ -284,7 +349,7 @@ class MqttSimulator(Service):
         frames = self._frames(k)
         if birth:
             self._births(k, frames)
-            self.ticks_written += 1
+            self._ticked()
             return
         for row, welder in enumerate(self.scenario.welder_names()):
             live = frames[0][2][row]  # a dropout stops every signal of the welder
@@ -308,7 +373,13 @@ class MqttSimulator(Service):
                 for si, v, st in changed:
                     topic = f"{self.prefix}/{self.scenario.asset}/{welder}/{SIGNALS[si]}"
                     self._publish(topic, json.dumps({"ts": ts_ms, **_reading(v, st)}).encode())
+        if not self.host_online:
+            self.held_ticks.append(k)
+        self._ticked()
+
+    def _ticked(self) -> None:
         self.ticks_written += 1
+        self._tick_event.set()
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -343,6 +414,8 @@ class MqttSimulator(Service):
         self._publish(topic, encode_payload(ts_ms, self._next_seq(), metrics), 0)
 
     def _sparkplug_row(self, row: int, welder: str, *, live: bool, frames: _Frames, ts_ms: int) -> None:
+        if not live and not self.host_online:
+            return  # a dropout while the host is away: nothing to hold
         if not live:
             if row not in self._dead:
                 self._dead.add(row)
@@ -357,8 +430,10 @@ class MqttSimulator(Service):
         for si in range(len(SIGNALS)):
             v, st = frames[si][0][row], frames[si][1][row]
             if self._changed(si, row, v, st):
-                metrics.append(_metric(None, si, v, st))
-        if metrics:
+                metrics.append(_metric(None, si, v, st, ts_ms=ts_ms if not self.host_online else None))
+        if metrics and not self.host_online:
+            self._held.append((ts_ms, welder, metrics))  # store and forward: sent as history later
+        elif metrics:
             topic = node_topic(self.group, "DDATA", self.node, welder)
             self._publish(topic, encode_payload(ts_ms, self._next_seq(), metrics))
 
@@ -369,7 +444,8 @@ def _reading(value: float, status: int) -> dict[str, Any]:
     return {"value": value, "quality": "good"}
 
 
-def _metric(name: str | None, alias: int, value: float, status: int) -> MetricValue:
+def _metric(name: str | None, alias: int, value: float, status: int, ts_ms: int | None = None) -> MetricValue:
+    """``ts_ms`` set: a held change, sent later as history with its own timestamp."""
     bad = bool(status) or math.isnan(value)
     return MetricValue(
         name=name,
@@ -377,4 +453,6 @@ def _metric(name: str | None, alias: int, value: float, status: int) -> MetricVa
         datatype=DataType.DOUBLE,
         value=None if bad else value,
         quality=0 if bad else None,
+        timestamp_ms=ts_ms,
+        historical=ts_ms is not None,
     )

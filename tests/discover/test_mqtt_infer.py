@@ -33,7 +33,7 @@ def decoded(messages: list[Message], listened: str = "#") -> dict[str, list[floa
             ).subscriptions
         )
         for m in messages:
-            if decoder.subscription_for(m.topic) is None:
+            if not decoder.subscriptions_for(m.topic):
                 continue
             for s in decoder.decode(m.topic, m.payload, m.received):  # raises on a bad proposal
                 out.setdefault(s.tag, []).append(s.value)

@@ -11,11 +11,15 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from plantpulse.collectors.base import Sink
+from plantpulse.collectors.mqtt import MqttCollector
+from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.samples import Sample
 
 
@@ -108,3 +112,22 @@ class Mosquitto:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+
+@asynccontextmanager
+async def collecting(source: MqttSource, sink: Sink) -> AsyncIterator[MqttCollector]:
+    """Run a collector until the block ends (cancelled: a clean stop); it is connected and
+    subscribed on entry."""
+    collector = MqttCollector(source)
+    task = asyncio.create_task(collector.run(sink))
+    ready = asyncio.create_task(collector.subscribed.wait())
+    await asyncio.wait([task, ready], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if task.done():
+        task.result()
+    assert collector.subscribed.is_set()
+    try:
+        yield collector
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from collector_helpers import RecordingSink
-from mqtt_helpers import Mosquitto, data, same, unique
+from mqtt_helpers import Mosquitto, collecting, data, same, unique
 from paho.mqtt.enums import CallbackAPIVersion
 
 from plantpulse.collectors.mqtt import MalformedPayload, MqttCollector
@@ -44,24 +42,6 @@ def short(tmp_path: Path) -> sc.Scenario:
     path = tmp_path / "short.yaml"
     path.write_text(SHORT, encoding="utf-8")
     return sc.load_scenario(path)
-
-
-@asynccontextmanager
-async def collecting(source: MqttSource, sink: RecordingSink) -> AsyncIterator[MqttCollector]:
-    """Run a collector until the block ends; it is connected and subscribed on entry."""
-    collector = MqttCollector(source)
-    task = asyncio.create_task(collector.run(sink))
-    ready = asyncio.create_task(collector.subscribed.wait())
-    await asyncio.wait([task, ready], timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    ready.cancel()
-    if task.done():
-        task.result()
-    assert collector.subscribed.is_set()
-    try:
-        yield collector
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def play(
@@ -201,3 +181,51 @@ async def test_refused_credentials_are_an_authentication_error(tmp_path: Path, p
             await MqttCollector(source).run(RecordingSink())
     finally:
         await broker.stop()
+
+
+class _RawMessages(MqttCollector):
+    """Takes messages raw in ``_on_message``, as ``plantpulse discover mqtt``'s sniffer does."""
+
+    def __init__(self, source: MqttSource) -> None:
+        super().__init__(source)
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.got = asyncio.Event()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.raw.append((msg._topic, bytes(msg.payload)))
+        self.got.set()
+
+
+async def test_a_subclass_overriding_on_message_still_receives_every_message(
+    mqtt_broker: tuple[str, int],
+) -> None:
+    """The wire reader bypasses paho's ``on_message``; a subclass that overrides it is served."""
+    host, port = mqtt_broker
+    prefix = unique()
+    source = MqttSource.model_validate(
+        {"kind": "mqtt", "name": "raw", "host": host, "port": port, "client_id": unique("col"), "qos": 0,
+         "persistent": False, "subscriptions": [{"topic": f"{prefix}/#", "tag": "{topic}"}]}
+    )  # fmt: skip
+    collector = _RawMessages(source)
+    sink = RecordingSink()
+    task = asyncio.create_task(collector.run(sink))
+    try:
+        await asyncio.wait_for(collector.subscribed.wait(), 10)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("pub"))
+        await asyncio.to_thread(pub.connect, host, port)
+        pub.loop_start()
+        try:
+            for i in range(3):
+                pub.publish(f"{prefix}/t{i}", b"not json", qos=0)
+            async with asyncio.timeout(10):
+                while len(collector.raw) < 3:
+                    collector.got.clear()
+                    await collector.got.wait()
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(collector.raw) == [(f"{prefix}/t{i}".encode(), b"not json") for i in range(3)]
+    assert sink.samples == [] and sink.errors == []  # nothing decoded: the subclass took them

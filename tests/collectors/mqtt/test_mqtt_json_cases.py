@@ -1,4 +1,6 @@
-"""Golden cases for JSON extraction: cases/<name>/{config.yaml, messages.jsonl, expected.csv}.
+"""Golden cases for JSON extraction: cases/<name>/{config.yaml, messages.jsonl, expected.csv},
+one per payload shape documented in docs/mqtt.md (flat fields, nested objects, patterns, arrays of
+readings and of objects, Telegraf JSON, several subscriptions on one topic, report by exception).
 
 ``config.yaml`` holds ``subscriptions:`` as in plant.yaml; each line of ``messages.jsonl`` is
 ``{"topic", "json" | "payload" | "payload_hex", "received" (ns), "error"?}`` (``error``: the
@@ -42,10 +44,12 @@ def _key(s: Sample) -> tuple[int, str, float, Quality]:
     return (s.ts, s.tag, -math.inf if math.isnan(s.value) else s.value, s.quality)
 
 
+@pytest.mark.parametrize("typed", [True, False], ids=["typed", "generic"])
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
-def test_golden_case(case: Path) -> None:
+def test_golden_case(case: Path, typed: bool) -> None:
+    """Every case twice: with the typed shapes the decoder generates per topic, and without."""
     config = yaml.safe_load((case / "config.yaml").read_text(encoding="utf-8"))
-    decoder = JsonDecoder([JsonSubscription.model_validate(s) for s in config["subscriptions"]])
+    decoder = JsonDecoder([JsonSubscription.model_validate(s) for s in config["subscriptions"]], typed=typed)
     got: list[Sample] = []
     errors: list[str | None] = []
     expected_errors: list[str | None] = []
@@ -62,6 +66,6 @@ def test_golden_case(case: Path) -> None:
 
 
 def test_every_case_has_its_files() -> None:
-    assert len(CASES) >= 5
+    assert len(CASES) >= 14
     for case in CASES:
         assert {p.name for p in case.iterdir()} >= {"config.yaml", "messages.jsonl", "expected.csv"}
