@@ -10,9 +10,11 @@ Choices, and why:
   would cost throughput with ``loop_start``). Only the blocking TCP connect and TLS handshake
   run in ``asyncio.to_thread`` (paho has no non-blocking connect); they are bounded by
   ``timeout``.
-* **At-least-once, acknowledged after the pipeline took it.** The client uses ``manual_ack``:
-  a QoS 1 PUBACK is sent only after ``sink.put`` returned for the batch holding that message.
-  A collector killed mid-batch therefore loses nothing with a persistent session: the broker
+* **At-least-once, acknowledged once durable.** The client uses ``manual_ack``: a QoS 1
+  PUBACK is sent only after ``sink.put`` (and ``put_historical``) returned for the batch
+  holding that message, and the pipeline's sink returns only once the samples are in the
+  fsync'd spool. JSON and Sparkplug messages, live and historical, take this one path. A
+  process killed at any point therefore loses nothing with a persistent session: the broker
   redelivers what was not acknowledged (duplicates are possible, losses are not).
 * **Backpressure.** The handoff between the socket callbacks and ``run`` holds at most
   ``handoff`` batches. When it is full we stop reading the socket (``remove_reader``) until
@@ -606,16 +608,16 @@ class MqttCollector:
             if self._paused_now and len(items) < self._handoff // 2 + 1:
                 self._resume()
             if isinstance(item, _Batch):
-                if item.samples:
-                    self._samples += len(item.samples)
-                    await sink.put(item.samples)
-                if item.historical:
+                if item.historical:  # older by nature: ahead of the live samples of the same burst
                     self._hist_count += len(item.historical)
                     if self._historical_sink is not None:
                         await self._historical_sink(item.historical)
                     else:
                         await put_historical(sink, item.historical)
-                for mid, qos in item.acks:
+                if item.samples:
+                    self._samples += len(item.samples)
+                    await sink.put(item.samples)
+                for mid, qos in item.acks:  # both are durable by now (the pipeline's sink)
                     client.ack(mid, qos)
             elif isinstance(item, _Heartbeat):
                 sink.heartbeat(self.name, item.ts)

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from plantpulse.collectors.admission import Accept
 from plantpulse.schema import Duration, StrictModel
 
 __all__ = [
@@ -244,6 +245,7 @@ class MqttSource(StrictModel):
     stale_after: Duration | None = Field(
         None, gt=0, description="watchdog: any tag silent this long gets one bad marker per outage"
     )
+    accept: Accept = Accept()
 
     @field_validator("client_id")
     @classmethod
