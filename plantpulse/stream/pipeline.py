@@ -149,6 +149,7 @@ class Pipeline:
         self._trend = TrendWindow(max((r.for_ns for r in engine.rules), default=0))
         self._saved: Position | None = None
         self._next_snapshot = 0.0
+        self._built = time.monotonic()
 
     @property
     def watermark(self) -> int | None:
@@ -229,6 +230,10 @@ class Pipeline:
             if replayed is None:
                 if self.first_evaluation is None:
                     self.first_evaluation = time.monotonic()
+                    log.info(
+                        "first live evaluation, %.0f ms after the pipeline was built",
+                        (self.first_evaluation - self._built) * 1000,
+                    )
                 if self.on_batch is not None:
                     self.on_batch(batch, events)
         return events
@@ -348,9 +353,8 @@ class Pipeline:
             )
         self.stats.batches = self.stats.samples = self.stats.bad_samples = 0  # count this run's live data
         self.stats.historical = self.stats.markers = self.stats.heartbeats = 0
-        await self.save()
-        if self.position is not None:
-            self.writer.retain(self.position)
+        if self._saved is not None:
+            self.writer.retain(self._saved)  # the next snapshot (within snapshot_interval) moves it on
         return rec_stats
 
     def _records_after(self, pos: Position | None) -> _Pages:
