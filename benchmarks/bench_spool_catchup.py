@@ -29,7 +29,8 @@ from psycopg import sql
 from plantpulse.config import SpoolConfig, StoreConfig
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.store import Store, open_store
-from plantpulse.store.spool import KIND_INPUT, Route, Spool, SpoolWriter, encode_input
+from plantpulse.store.records import KIND_INPUT, Route, encode_input
+from plantpulse.store.spool import Spool, SpoolWriter
 
 
 def fill(spool: Path, seconds: int, rate: int, per_record: int) -> int:

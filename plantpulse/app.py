@@ -86,11 +86,15 @@ async def run_pipeline(
         for src in plant.sources
         for t in src.tags
     ]
-    registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
     board = BoardState(tags, plant.site.name)
-    notifying = await start_notifying(
-        plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None
-    )
+    try:
+        notifying = await start_notifying(
+            plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None
+        )
+    except BaseException:  # e.g. an outbox that cannot be opened: leave the spool closed and clean
+        await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
+        raise
+    registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
 
     def observe(batch: SampleBatch, events: list[AlertEvent]) -> None:
         board.observe(batch, events)
@@ -111,7 +115,13 @@ async def run_pipeline(
         known=notifying.outbox.known if notifying.outbox is not None else None,
         quarantine=quarantine,
     )
-    recovery = await pipeline.recover()
+    try:
+        recovery = await pipeline.recover()
+    except BaseException:
+        registering.cancel()
+        await _bounded(notifying.stop(), limit, "stopping the notifier")
+        await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
+        raise
     runners = [build_runner(src, pipeline.sink.bind(src.name)) for src in plant.sources]
     processing = asyncio.create_task(pipeline.run(stop), name="pipeline")
     collecting = [asyncio.create_task(r.run(), name=f"source {r.name}") for r in runners]

@@ -25,9 +25,7 @@ and, with ``keep_inputs``, once the engine snapshot covers it (``retain``).
 
 Record frame (little-endian): magic ``PPS1``, u32 payload length, u32 crc32 of the payload;
 payload: u8 kind, u8 batch-id length, batch id, body. A torn tail (crash mid-append) fails the
-length or crc check and is cut off at open. An input record's body (``encode_input``) is:
-u8 route, i64 watermark contribution, u16 + source name, then a samples body (none for a
-heartbeat).
+length or crc check and is cut off at open. The kinds and bodies are in ``store.records``.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import struct
@@ -46,56 +43,51 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from enum import IntEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-
-import numpy as np
 
 from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.config import SpoolConfig
 from plantpulse.errors import StoreError, StoreUnavailable
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.store.base import Store
+from plantpulse.store.files import fsync_dir, open_private, private_dir, replace_private
+from plantpulse.store.records import (
+    KIND_ALERTS,
+    KIND_INPUT,
+    KIND_JOURNAL,
+    KIND_SAMPLES,
+    Route,
+    decode_alerts,
+    decode_input,
+    decode_journal,
+    decode_samples,
+    encode_alerts,
+    encode_input,
+    encode_journal,
+    encode_samples,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "KIND_ALERTS",
-    "KIND_INPUT",
-    "KIND_JOURNAL",
-    "KIND_SAMPLES",
-    "InputRecord",
+    "Appended",
     "Position",
-    "Route",
+    "Record",
     "Spool",
     "SpoolFull",
     "SpoolStats",
     "SpoolWriter",
+    "read_records",
 ]
 
-KIND_SAMPLES, KIND_ALERTS, KIND_JOURNAL, KIND_INPUT = 1, 2, 3, 4
 _MAGIC = b"PPS1"
 _FRAME = struct.Struct("<4sII")
-_INPUT_HEAD = struct.Struct("<BqH")
 _MAX_PAYLOAD = 1 << 31
-NO_WATERMARK = -(1 << 63)
 
 Position = tuple[int, int]
 """(segment number, offset just past a record): a place in the spool; tuples compare in order."""
-
-
-class Route(IntEnum):
-    """What an input record is for: live samples go to the engine, the store and pushes;
-    historical ones (replayed from a device buffer) to the engine and the store, never to live
-    pushes; markers (watchdog staleness, reconnect gaps) only to the store and the board;
-    heartbeats only advance the watermark."""
-
-    LIVE = 0
-    HISTORICAL = 1
-    MARKER = 2
-    HEARTBEAT = 3
 
 
 class SpoolFull(StoreError):
@@ -117,44 +109,6 @@ class Record:
 
 def _seg_name(n: int) -> str:
     return f"{n:012d}.seg"
-
-
-def private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as 0700; an existing one is narrowed to its owner."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o700)
-
-
-def open_private(path: Path, mode: str) -> IO[bytes]:
-    """Open a binary file for appending or writing, created 0600 whatever the umask."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    with contextlib.suppress(OSError):
-        os.fchmod(fd, 0o600)
-    return os.fdopen(fd, mode)
-
-
-def replace_private(path: Path, data: bytes, *, sync: bool) -> None:
-    """Write ``data`` to ``path`` atomically (a 0600 temp file renamed over it); with ``sync``
-    the file and the directory entry are fsync'd, so a crash leaves the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open_private(tmp, "wb") as f:
-        f.write(data)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if sync:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _scan(path: Path) -> tuple[int, int]:
@@ -359,7 +313,7 @@ class Spool:
                         self._sizes[last] = 0
                         self._out = open_private(self.dir / _seg_name(last), "ab")
                         if self.fsync:
-                            _fsync_dir(self.dir)
+                            fsync_dir(self.dir)
                     self._out.write(frame)
                     self._out.flush()
                 except OSError as e:
@@ -464,88 +418,6 @@ class Spool:
         with open_private(self.dir / "rejected.seg", "ab") as f:
             f.write(_frame(rec.kind, rec.batch_id, rec.body))
         self.commit(rec)
-
-
-# -- record bodies ---------------------------------------------------------------------------------
-
-
-def encode_samples(batch: SampleBatch) -> bytes:
-    """Tag names travel with the batch: registry ids are process-local and the replay may run
-    in another process. Only the names the batch uses are written."""
-    reg = batch.tags
-    used = np.flatnonzero(np.bincount(batch.tag, minlength=len(reg))) if len(batch) else np.empty(0, np.int64)
-    remap = np.zeros(max(len(reg), 1), dtype=np.int32)
-    remap[used] = np.arange(len(used), dtype=np.int32)
-    names = [reg.name(int(i)).encode() for i in used]
-    parts = [struct.pack("<I", len(names))]
-    for name in names:
-        parts += [struct.pack("<H", len(name)), name]
-    parts += [
-        struct.pack("<I", len(batch)),
-        batch.ts.astype("<i8").tobytes(),
-        remap[batch.tag].astype("<i4").tobytes(),
-        batch.value.astype("<f8").tobytes(),
-        batch.quality.astype(np.uint8).tobytes(),
-    ]
-    return b"".join(parts)
-
-
-def decode_samples(body: bytes, tags: TagRegistry) -> SampleBatch:
-    (ntags,) = struct.unpack_from("<I", body, 0)
-    pos, names = 4, []
-    for _ in range(ntags):
-        (ln,) = struct.unpack_from("<H", body, pos)
-        names.append(body[pos + 2 : pos + 2 + ln].decode())
-        pos += 2 + ln
-    (n,) = struct.unpack_from("<I", body, pos)
-    pos += 4
-    ts = np.frombuffer(body, "<i8", n, pos).astype(np.int64)
-    local = np.frombuffer(body, "<i4", n, pos + 8 * n)
-    value = np.frombuffer(body, "<f8", n, pos + 12 * n).astype(np.float64)
-    quality = np.frombuffer(body, np.uint8, n, pos + 20 * n).copy()
-    ids = tags.ids(names) if names else np.empty(0, np.int32)
-    return SampleBatch(ts, ids[local] if n else np.empty(0, np.int32), value, quality, tags)
-
-
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """One chunk a collector handed over (or a heartbeat), as the input log keeps it."""
-
-    route: Route
-    source: str
-    watermark: int | None  # the chunk's contribution to its source's watermark
-    batch: SampleBatch | None  # None for a heartbeat
-
-
-def encode_input(route: Route, source: str, watermark: int | None, batch: SampleBatch | None) -> bytes:
-    name = source.encode()[:0xFFFF]
-    head = _INPUT_HEAD.pack(int(route), NO_WATERMARK if watermark is None else watermark, len(name))
-    return head + name + (encode_samples(batch) if batch is not None else b"")
-
-
-def decode_input(body: bytes, tags: TagRegistry) -> InputRecord:
-    route, wm, ln = _INPUT_HEAD.unpack_from(body, 0)
-    pos = _INPUT_HEAD.size + ln
-    source = body[_INPUT_HEAD.size : pos].decode()
-    batch = decode_samples(body[pos:], tags) if len(body) > pos else None
-    return InputRecord(Route(route), source, None if wm == NO_WATERMARK else wm, batch)
-
-
-def encode_alerts(events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]] | None) -> bytes:
-    return json.dumps({"events": [asdict(e) for e in events], "on_shift": on_shift}).encode()
-
-
-def decode_alerts(body: bytes) -> tuple[list[AlertEvent], dict[str, dict[str, list[str]]] | None]:
-    doc = json.loads(body)
-    return [AlertEvent.from_dict(e) for e in doc["events"]], doc["on_shift"]
-
-
-def encode_journal(entries: Sequence[JournalEntry]) -> bytes:
-    return json.dumps([asdict(e) for e in entries]).encode()
-
-
-def decode_journal(body: bytes) -> list[JournalEntry]:
-    return [JournalEntry(**e) for e in json.loads(body)]
 
 
 def _stored_batch(rec: Record, tags: TagRegistry) -> SampleBatch | None:
@@ -734,9 +606,9 @@ class SpoolWriter:
     async def append_journal(self, entries: Sequence[JournalEntry]) -> None:
         await self.submit(KIND_JOURNAL, encode_journal(entries))
 
-    def retain(self, pos: Position) -> None:
+    async def retain(self, pos: Position) -> None:
         """The engine snapshot covers the spool up to ``pos`` (see ``Spool.retain``)."""
-        self.spool.retain(pos)
+        await asyncio.to_thread(self.spool.retain, pos)
 
     async def read_after(self, pos: Position | None, max_records: int = 512) -> list[Record]:
         return await asyncio.to_thread(self.spool.read_after, pos, max_records)

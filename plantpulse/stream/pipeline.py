@@ -36,15 +36,8 @@ from plantpulse.alerts import AlertEvent
 from plantpulse.config import StreamConfig
 from plantpulse.rules.engine import Engine
 from plantpulse.samples import Quality, SampleBatch, TagRegistry
-from plantpulse.store.spool import (
-    KIND_ALERTS,
-    KIND_INPUT,
-    Position,
-    Record,
-    Route,
-    decode_alerts,
-    decode_input,
-)
+from plantpulse.store.records import KIND_ALERTS, KIND_INPUT, Route, decode_alerts, decode_input
+from plantpulse.store.spool import Position, Record
 from plantpulse.stream.queue import Entry, InputQueue
 from plantpulse.stream.sink import InputLog, PipelineSink, QuarantineLog
 from plantpulse.stream.state import StateFile
@@ -65,7 +58,7 @@ class Writer(InputLog, Protocol):
 
     async def read_after(self, pos: Position | None, max_records: int = 512) -> list[Record]: ...
 
-    def retain(self, pos: Position) -> None: ...
+    async def retain(self, pos: Position) -> None: ...
 
 
 class Notifier(Protocol):
@@ -297,7 +290,7 @@ class Pipeline:
         await asyncio.to_thread(self.state.save, state, pos, dict(self.watermarks), time.time_ns())
         self._saved = pos
         self.stats.snapshots += 1
-        self.writer.retain(pos)
+        await self.writer.retain(pos)
 
     async def recover(self) -> Recovery:
         """Restore the last snapshot and re-evaluate the spool records after it; call before
@@ -354,7 +347,7 @@ class Pipeline:
         self.stats.batches = self.stats.samples = self.stats.bad_samples = 0  # count this run's live data
         self.stats.historical = self.stats.markers = self.stats.heartbeats = 0
         if self._saved is not None:
-            self.writer.retain(self._saved)  # the next snapshot (within snapshot_interval) moves it on
+            await self.writer.retain(self._saved)  # the next snapshot (within snapshot_interval) moves it on
         return rec_stats
 
     def _records_after(self, pos: Position | None) -> _Pages:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from plantpulse.samples import Quality, Sample
-from plantpulse.store.spool import open_private, private_dir
+from plantpulse.store.files import open_private, private_dir
 from plantpulse.timefmt import iso_ms
 
 __all__ = ["QUARANTINE_FILE", "QuarantineFile"]

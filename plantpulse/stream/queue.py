@@ -18,7 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from plantpulse.samples import SampleBatch
-from plantpulse.store.spool import Appended, Route
+from plantpulse.store.records import Route
+from plantpulse.store.spool import Appended
 
 __all__ = ["Entry", "InputQueue", "Route"]
 

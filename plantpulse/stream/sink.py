@@ -19,7 +19,8 @@ from typing import Protocol
 
 from plantpulse.errors import SourceError
 from plantpulse.samples import Sample, SampleBatch, TagRegistry
-from plantpulse.store.spool import Appended, Route
+from plantpulse.store.records import Route
+from plantpulse.store.spool import Appended
 from plantpulse.stream.queue import Entry, InputQueue
 
 __all__ = ["InputLog", "PipelineSink", "QuarantineLog", "SourceSink"]

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from plantpulse.store.spool import Position, private_dir, replace_private
+from plantpulse.store.files import private_dir, replace_private
+from plantpulse.store.spool import Position
 
 __all__ = ["SNAPSHOT_FILE", "Snapshot", "StateFile"]
 

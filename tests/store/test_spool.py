@@ -14,20 +14,17 @@ from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.config import SpoolConfig
 from plantpulse.errors import StoreError, StoreUnavailable
 from plantpulse.samples import SampleBatch, TagRegistry
-from plantpulse.store.spool import (
+from plantpulse.store.records import (
     KIND_ALERTS,
     KIND_INPUT,
     KIND_SAMPLES,
     Route,
-    Spool,
-    SpoolFull,
-    SpoolWriter,
     decode_input,
     decode_samples,
     encode_input,
     encode_samples,
-    read_records,
 )
+from plantpulse.store.spool import Spool, SpoolFull, SpoolWriter, read_records
 
 
 class FakeStore:

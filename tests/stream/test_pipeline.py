@@ -18,7 +18,8 @@ from plantpulse.config import SpoolConfig, StreamConfig
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.loader import load_rules_text
 from plantpulse.samples import Sample, TagRegistry
-from plantpulse.store.spool import KIND_INPUT, SpoolWriter, decode_input, read_records
+from plantpulse.store.records import KIND_INPUT, decode_input
+from plantpulse.store.spool import SpoolWriter, read_records
 from plantpulse.store.sqlite import SQLiteStore
 from plantpulse.stream.pipeline import Pipeline
 from plantpulse.timefmt import NS_PER_MS, NS_PER_S
