@@ -229,4 +229,4 @@ async def test_a_stop_ends_within_its_deadline_and_says_what_it_left(
                 await proc.wait()
     assert proc.returncode == 0
     assert "stopping: stopping the notifier did not finish within 1 s; going on without it" in err.decode()
-    assert took < 4.5  # 1 s for the notifier, the rest is quick; the push itself would hang 60 s
+    assert took < 30  # the push itself would hang for 60 s (generous: the machine may be busy)
