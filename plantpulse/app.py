@@ -144,6 +144,9 @@ async def run_pipeline(
         for task in collecting:
             task.cancel()
         await _bounded(asyncio.gather(*collecting, return_exceptions=True), limit, "stopping the collectors")
+        if stuck := [t.get_name() for t in collecting if not t.done()]:
+            log.warning("stopping: still closing: %s; their further input is refused", ", ".join(stuck))
+        pipeline.sink.close()
         stop.set()
         if not await _bounded(asyncio.shield(processing), limit, "draining the queue into the engine"):
             processing.cancel()

@@ -57,6 +57,13 @@ class PipelineSink:
         self.quarantined = quarantine
         self.errors = Counter[tuple[str, str]]()  # (source, cause) -> count
         self._default = SourceSink(self, "")
+        self._closed = False
+
+    def close(self) -> None:
+        """Take no more input: a collector still delivering after its stop deadline is treated
+        as cancelled (nothing appended, nothing acknowledged), so what the engine drained is
+        all the input there is."""
+        self._closed = True
 
     def bind(self, source: str) -> SourceSink:
         return SourceSink(self, source)
@@ -67,6 +74,8 @@ class PipelineSink:
             return
         batch = SampleBatch.from_samples(self.tags, samples)
         await self.queue.room(len(batch))
+        if self._closed:
+            raise asyncio.CancelledError
         wm = None if route == Route.MARKER else min(int(batch.ts.max()), self.clock())
         durable = self.log.submit_input(route, source, wm, batch)
         self.queue.put_nowait(Entry(route, source, wm, batch, durable))
@@ -74,6 +83,8 @@ class PipelineSink:
 
     def beat(self, source: str, ts: int) -> None:
         """A heartbeat, capped at its arrival: in the log and the queue, behind what came before."""
+        if self._closed:
+            return
         wm = min(ts, self.clock())
         self.queue.put_nowait(Entry(Route.HEARTBEAT, source, wm, None, self.log.submit_input(
             Route.HEARTBEAT, source, wm, None

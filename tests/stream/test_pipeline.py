@@ -200,3 +200,16 @@ async def test_a_raise_carries_the_trend_over_its_for_window(writer: SpoolWriter
     assert [(e.kind, e.raised_at) for e in events] == [("raised", T0 + 5 * NS_PER_S)]
     assert events[0].trend == Trend(first=90.0, last=93.0, min=90.0, max=95.0, n=3, window=3 * NS_PER_S)
     assert notifier.events[0].trend == events[0].trend
+
+
+async def test_a_closed_sink_takes_nothing_more(writer: SpoolWriter, tmp_path: Path) -> None:
+    """A collector still delivering after its stop deadline: nothing appended (nor acknowledged),
+    so the engine's drained input is all the input there is."""
+    p = make(writer)
+    await p.sink.put([s(0, 20.0)])
+    p.sink.close()
+    with pytest.raises(asyncio.CancelledError):
+        await p.sink.bind("late").put([s(1, 21.0)])
+    p.sink.heartbeat("late", T0 + 2 * NS_PER_S)
+    assert sum(kind == KIND_INPUT for kind, _, _ in read_records(tmp_path / "spool")) == 1
+    assert len(await p.step()) == 0 and p.stats.samples == 1 and p.stats.heartbeats == 0
