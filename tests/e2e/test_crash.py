@@ -91,6 +91,22 @@ class Publisher(threading.Thread):
             self.done.set()
 
 
+def make_session(port: int, client_id: str, topic_filter: str) -> None:
+    """The persistent session ``plantpulse run`` resumes, subscribed before anything is published
+    (the broker keeps every message for it from then on, whether the run is up or killed)."""
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.subscribe(topic_filter, qos=1)
+    try:
+        assert subscribed.wait(10), "no SUBACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 class Run:
     """One ``plantpulse run`` process; ``ready`` once it logged that it runs."""
 
@@ -135,13 +151,15 @@ async def test_sigkill_under_a_qos1_stream_loses_and_duplicates_nothing(tmp_path
     broker = Mosquitto(tmp_path / "broker", port)
     await broker.start()
     prefix = unique("crash")
+    session = unique("crash-run")
+    await asyncio.to_thread(make_session, port, session, f"{prefix}/+")
     db = tmp_path / "plant.db"
     (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
     plant = {
         "sources": [
             {
                 "kind": "mqtt", "name": "feed", "host": "127.0.0.1", "port": port,
-                "client_id": unique("crash-run"), "heartbeat": "200ms", "lag": "500ms",
+                "client_id": session, "heartbeat": "200ms", "lag": "500ms",
                 "subscriptions": [
                     {"topic": f"{prefix}/+", "tag": "line1/m1/{s}", "array": "$.readings", "value": "v",
                      "timestamp": "$.ts", "timestamp_format": "us"}
@@ -158,7 +176,6 @@ async def test_sigkill_under_a_qos1_stream_loses_and_duplicates_nothing(tmp_path
     run = await start(config, tmp_path)
     runs = [run]
     try:
-        await asyncio.wait_for(run.ready.wait(), 30)  # subscribed: the session exists from here on
         publisher.start()
         for k in KILLS:
             assert await asyncio.to_thread(publisher.reached[k].wait, 30), "publisher stalled"
@@ -169,10 +186,15 @@ async def test_sigkill_under_a_qos1_stream_loses_and_duplicates_nothing(tmp_path
             runs.append(run)
         assert await asyncio.to_thread(publisher.done.wait, 60) and publisher.error is None
         want = {"line1/m1/seq": (N, N * (N - 1) / 2), "line1/m1/temp": (N, 0.0)}
-        async with asyncio.timeout(40):
-            # another process' database: there is no event to await, so it is polled
-            while stored(db).get("line1/m1/seq", (0, 0))[0] < N:  # noqa: ASYNC110
-                await asyncio.sleep(0.25)
+        try:
+            async with asyncio.timeout(40):
+                # another process' database: there is no event to await, so it is polled
+                while stored(db).get("line1/m1/seq", (0, 0))[0] < N:  # noqa: ASYNC110
+                    await asyncio.sleep(0.25)
+        except TimeoutError:
+            raise AssertionError(
+                f"stored {stored(db)} of {N}; last run:\n" + "\n".join(run.log[-30:])
+            ) from None
         run.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(run.end(), 30) == 0, "\n".join(run.log[-20:])
     finally:
