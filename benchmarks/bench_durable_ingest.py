@@ -26,7 +26,9 @@ import uuid
 from io import BytesIO
 from pathlib import Path
 
-from bench_mqtt import own_broker, payloads, queue_messages, register_session
+import paho.mqtt.client as mqtt
+from bench_mqtt import own_broker, register_session
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +68,31 @@ asyncio.run(main())
 """
 
 
+def payloads(n: int, batch: int) -> list[bytes]:
+    """``n`` messages stamped a millisecond apart, ending now (inside every accept window)."""
+    t0 = time.time_ns() // 1_000_000 - n
+    if batch <= 1:
+        return [json.dumps({"ts": t0 + i, "value": 180.0 + (i % 100) / 10}).encode() for i in range(n)]
+    return [
+        json.dumps(
+            {"ts": t0 + i, "readings": [{"signal": f"s{j}", "value": 1.0 * j + i % 7} for j in range(batch)]}
+        ).encode()
+        for i in range(n)
+    ]
+
+
+def queue_messages(port: int, topic: str, messages: list[bytes]) -> None:
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}")
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    infos = [pub.publish(topic, m, qos=1) for m in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    pub.disconnect()
+    pub.loop_stop()
+
+
 def export(rev: str, into: Path) -> Path:
     """``plantpulse/`` of ``rev`` (a plain export, the repository is not touched)."""
     data = subprocess.run(
@@ -81,9 +108,7 @@ def drain(code: Path, port: int, n: int, batch: int, work: Path) -> float:
     tag = uuid.uuid4().hex[:8]
     cid = f"bench-durable-{tag}"
     register_session(port, cid, f"bench/{tag}/+")
-    queue_messages(
-        port, f"bench/{tag}/t", payloads(n, batch, time.time_ns() // 1_000_000 - n)
-    )  # recent: accepted
+    queue_messages(port, f"bench/{tag}/t", payloads(n, batch))
     expect = n * max(batch, 1)
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(code)}

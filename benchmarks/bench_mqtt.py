@@ -63,8 +63,8 @@ class CountingSink:
         print("error:", error, file=sys.stderr)
 
 
-def payloads(n: int, batch: int, t0: int = 1_767_254_400_000) -> list[bytes]:
-    """``n`` JSON messages stamped ``t0 + i`` ms: one value each, or ``batch`` readings each."""
+def payloads(n: int, batch: int) -> list[bytes]:
+    t0 = 1_767_254_400_000
     if batch <= 1:
         return [json.dumps({"ts": t0 + i, "value": 180.0 + (i % 100) / 10}).encode() for i in range(n)]
     return [
