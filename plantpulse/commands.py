@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from plantpulse.alerts import AlertEvent
-from plantpulse.config import load_config
+from plantpulse.config import StreamConfig, load_config
+from plantpulse.errors import StoreError
 from plantpulse.timefmt import NS_PER_S, format_duration
+
+log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).parent / "demo"
 
@@ -82,9 +91,65 @@ def _run(args: argparse.Namespace) -> int:
 
     loaded = load_config(args.config, need_sources=True)
     rules = load_rule_files(loaded.rule_files)
-    result = asyncio.run(run_pipeline(loaded.plant, rules, duration=args.duration, on_alert=_print_alert))
-    _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)
-    return 0
+
+    async def run(stop: asyncio.Event) -> int:
+        result = await run_pipeline(
+            loaded.plant, rules, stop=stop, duration=args.duration, on_alert=_print_alert
+        )
+        _print_summary(
+            result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts
+        )
+        return 0
+
+    return serve(run, loaded.plant.stream)
+
+
+def serve(main: Callable[[asyncio.Event], Awaitable[int]], stream: StreamConfig) -> int:
+    """Run a long-running command until it returns or a signal stops it.
+
+    The first SIGINT/SIGTERM sets the stop event: a clean stop, each step bounded by
+    ``stream.stop_timeout``. A second one exits at once (130 for SIGINT, 143 for SIGTERM) with
+    one line on stderr; so does a stop that overruns every step's bound together (a backstop,
+    for a process so stuck that its own deadlines cannot fire). Handlers are plain ``signal``
+    handlers, not the event loop's: they run even while the loop is busy. A store that
+    refuses for good ends the command with one line and exit 1.
+    """
+    signals: list[int] = []
+    backstop = 6 * stream.stop_timeout / NS_PER_S + 10
+
+    async def go() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            signals.append(signum)
+            if len(signals) > 1:
+                os.write(2, f"plantpulse: second {name} received, exiting at once\n".encode())
+                os._exit(128 + signum)
+            loop.call_soon_threadsafe(stop.set)
+            loop.call_soon_threadsafe(log.info, "%s received: stopping (send it again to exit at once)", name)
+            timer = threading.Timer(backstop, _overrun, (name, backstop, 128 + signum))
+            timer.daemon = True
+            timer.start()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return await main(stop)
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    try:
+        return asyncio.run(go())
+    except StoreError as e:
+        print(f"plantpulse: store: {e}", file=sys.stderr)
+        return 1
+
+
+def _overrun(name: str, seconds: float, code: int) -> None:
+    os.write(2, f"plantpulse: stop after {name} did not finish within {seconds:.0f} s, exiting\n".encode())
+    os._exit(code)
 
 
 def _ack(args: argparse.Namespace) -> int:
@@ -108,8 +173,13 @@ def _demo(args: argparse.Namespace) -> int:
     if args.mqtt_broker:
         host, _, port = args.mqtt_broker.rpartition(":")
         broker = (host or "127.0.0.1", int(port))
-    demo = run_demo(args.scenario, args.rules, args.store, args.duration, args.listen, mqtt_broker=broker)
-    return asyncio.run(demo)
+
+    def demo(stop: asyncio.Event) -> Awaitable[int]:
+        return run_demo(
+            args.scenario, args.rules, args.store, args.duration, args.listen, mqtt_broker=broker, stop=stop
+        )
+
+    return serve(demo, StreamConfig())
 
 
 def _print_alert(ev: AlertEvent) -> None:

@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from plantpulse import yamlsrc
 from plantpulse.api.config import ApiConfig
+from plantpulse.collectors.admission import Accept
 from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.opcua_nodeid import NodeRef, parse_node_id
@@ -99,6 +100,7 @@ class OpcUaSource(StrictModel):
     stale_after: Duration | None = Field(
         None, gt=0, description="watchdog: a tag silent this long gets one bad marker per outage"
     )
+    accept: Accept = Accept()
     tags: list[OpcUaTag] = Field(min_length=1)
 
 
@@ -140,6 +142,9 @@ class SpoolConfig(StrictModel):
     max_bytes: int = Field(1 << 30, ge=1 << 20, description="samples are refused (and counted) beyond this")
     segment_bytes: int = Field(16 << 20, ge=1 << 16, description="size at which a new segment file starts")
     fsync: bool = Field(True, description="fsync every record before acknowledging it")
+    commit_samples: int = Field(
+        50_000, ge=1, description="samples per store transaction at most when several records are pending"
+    )
 
 
 class StoreConfig(StrictModel):
@@ -191,6 +196,12 @@ class StreamConfig(StrictModel):
     batch_max: int = Field(10_000, ge=1, description="samples per micro-batch at most")
     batch_interval: Duration = 50_000_000
     queue_size: int = Field(100_000, ge=1, description="samples held before collectors are made to wait")
+    snapshot_interval: Duration = Field(
+        10_000_000_000, gt=0, description="how often the engine state is saved (and at every stop)"
+    )
+    stop_timeout: Duration = Field(
+        10_000_000_000, gt=0, description="each component's shutdown is bounded by this"
+    )
 
 
 class PlantConfig(StrictModel):

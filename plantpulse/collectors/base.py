@@ -10,7 +10,8 @@ capabilities route data that must not be treated as live (``QualitySink``): hist
 (replayed from a device buffer: evaluated and stored, never pushed) and markers (watchdog
 staleness, reconnect gaps: stored and shown, never evaluated). ``put_historical`` and
 ``put_markers`` below deliver through them when the sink has them and fall back to ``put``
-otherwise, which is right for a sink that does not evaluate rules.
+otherwise, which is right for a sink that does not evaluate rules. A third one
+(``QuarantineSink``) keeps samples the runner refused (``collectors.admission``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class QualitySink(Sink, Protocol):
 
     async def put_markers(self, samples: Sequence[Sample]) -> None:
         """Watchdog and gap markers: stored and shown, never evaluated."""
+
+
+@runtime_checkable
+class QuarantineSink(Protocol):
+    """A sink that keeps what the runner did not admit (the pipeline's: ``quarantine.jsonl``)."""
+
+    def quarantine(self, source: str, cause: str, samples: Sequence[Sample]) -> None:
+        """Samples refused for ``cause`` (``collectors.admission``): kept for inspection only."""
 
 
 async def put_historical(sink: Sink, samples: Sequence[Sample]) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from plantpulse.collectors.admission import Accept
 from plantpulse.schema import Duration, StrictModel
 
 __all__ = [
@@ -145,6 +146,7 @@ class ModbusSource(StrictModel):
     stale_after: Duration | None = Field(
         None, gt=0, description="watchdog: a tag silent this long gets one bad marker per outage"
     )
+    accept: Accept = Accept()
     tags: list[ModbusTag] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from plantpulse.collectors.admission import Accept
 from plantpulse.schema import Duration, StrictModel
 
 __all__ = [
@@ -472,6 +473,7 @@ class MqttSource(StrictModel):
     stale_after: Duration | None = Field(
         None, gt=0, description="watchdog: any tag silent this long gets one bad marker per outage"
     )
+    accept: Accept = Accept()
 
     @field_validator("client_id")
     @classmethod

@@ -83,4 +83,5 @@ def build_runner(config: Any, sink: Sink) -> CollectorRunner:
         timeout=config.timeout / NS_PER_S,
         tags=[t.name for t in config.tags],
         stale_after=kind.stale_after(config) if kind.stale_after is not None else None,
+        accept=config.accept,
     )

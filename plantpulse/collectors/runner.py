@@ -12,6 +12,11 @@ Collectors only connect, read or stream, and raise. The runner
   why``) and ONCE when it comes back; further failures of the same outage log at debug;
 * counts samples, bad-quality samples, reconnects and errors by cause, readable at any time
   as an immutable ``SourceStatus`` snapshot;
+* admits samples (``admission.Admission``, for every kind the same way): a sample stamped
+  outside ``[arrival - accept.behind, arrival + accept.ahead]``, or of a new tag beyond
+  ``accept.max_tags``, is quarantined (counted per cause, logged once per cause, handed to the
+  sink's ``quarantine`` when it has one), never delivered: a bad clock cannot move the
+  watermark nor a wildcard subscription create tags without bound;
 * owns data quality that no collector can see alone, for every kind the same way:
   a per-tag watchdog (``stale_after``: one bad marker per tag and outage when nothing arrives
   within its interval, on the arrival clock because device clocks drift) and one gap marker
@@ -38,13 +43,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from plantpulse.collectors.base import PolledCollector, QualitySink, Sink, StreamingCollector
+from plantpulse.collectors.admission import AHEAD, TAG_LIMIT, Accept, Admission
+from plantpulse.collectors.base import PolledCollector, QualitySink, QuarantineSink, Sink, StreamingCollector
 from plantpulse.collectors.base import put_historical as _put_historical
 from plantpulse.collectors.base import put_markers as _put_markers
 from plantpulse.collectors.quality import GapMarker, IntervalOf, Watchdog
 from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
 from plantpulse.samples import Quality, Sample
-from plantpulse.timefmt import NS_PER_S, format_duration
+from plantpulse.timefmt import NS_PER_S, format_duration, iso_ms
 
 __all__ = ["Backoff", "CollectorRunner", "SourceStatus", "cause_of"]
 
@@ -88,6 +94,7 @@ class SourceStatus:
     historical: int = 0  # samples replayed from a device buffer (put_historical)
     markers: int = 0  # watchdog and gap markers emitted
     stale: tuple[str, ...] = ()  # tags the watchdog currently holds stale
+    quarantined: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # by cause
 
 
 def cause_of(error: SourceError) -> str:
@@ -97,6 +104,22 @@ def cause_of(error: SourceError) -> str:
     if isinstance(error, SourceUnavailable):
         return "unavailable"
     return str(getattr(error, "cause", "source"))
+
+
+def _why(cause: str, s: Sample, arrival: int, admission: Admission) -> str:
+    accept = admission.accept
+    if cause == TAG_LIMIT:
+        return f"tag {s.tag} would be tag number {admission.tags + 1} (accept.max_tags {accept.max_tags})"
+    key, bound = ("ahead", accept.ahead) if cause == AHEAD else ("behind", accept.behind)
+    where = f"{format_duration(abs(s.ts - arrival))} {'ahead of' if cause == AHEAD else 'behind'} its arrival"
+    return f"{s.tag} at {_when(s.ts)} is {where} (accept.{key} {format_duration(bound)})"
+
+
+def _when(ts: int) -> str:
+    try:
+        return iso_ms(ts)
+    except (ValueError, OverflowError, OSError):
+        return f"{ts} ns"
 
 
 def _reason(error: SourceError) -> str:
@@ -116,6 +139,7 @@ class CollectorRunner:
         timeout: float = 5.0,
         tags: Sequence[str] = (),
         stale_after: Mapping[str, int] | IntervalOf | None = None,
+        accept: Accept | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -126,7 +150,8 @@ class CollectorRunner:
         ``tags`` are the source's known tags: marked bad when a polled read fails, and watched
         from the start (a tag that never reports goes stale too). ``stale_after`` gives each
         tag's watchdog interval in ns (a mapping, or a resolver such as
-        ``quality.TagIntervals``; None or empty: no watchdog)."""
+        ``quality.TagIntervals``; None or empty: no watchdog). ``accept`` is the admission
+        window and tag bound (default: ``Accept()``), judged on the ``wallclock``."""
         self.collector = collector
         self.sink: QualitySink = _CountingSink(self)
         """What the collector delivers to: counts, tracks availability, then forwards."""
@@ -158,6 +183,8 @@ class CollectorRunner:
         self._wake = asyncio.Event()
         self._historical = 0
         self._marker_count = 0
+        self._admission = Admission(accept or Accept(), self._tags)
+        self._quarantined: dict[str, int] = {}
 
     @classmethod
     def build(cls, make: Callable[[QualitySink], Collector], sink: Sink, **options: Any) -> CollectorRunner:
@@ -184,6 +211,7 @@ class CollectorRunner:
             historical=self._historical,
             markers=self._marker_count,
             stale=tuple(self._watchdog.stale_tags()) if self._watchdog is not None else (),
+            quarantined=MappingProxyType(dict(self._quarantined)),
         )
 
     async def run(self) -> None:
@@ -250,7 +278,30 @@ class CollectorRunner:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
+    def _admit(self, samples: Sequence[Sample]) -> Sequence[Sample]:
+        """What ``accept`` lets through; the rest is counted, logged once per cause and
+        handed to the sink's quarantine."""
+        arrival = self._wallclock()
+        admitted, refused = self._admission.split(samples, arrival)
+        for cause, out in refused.items():
+            seen = self._quarantined.get(cause, 0)
+            self._quarantined[cause] = seen + len(out)
+            if not seen:
+                first = out[0]
+                log.warning(
+                    "%s (%s): sample quarantined (%s): %s; further ones for this cause are counted, "
+                    "not logged",
+                    self.name,
+                    self.address,
+                    cause,
+                    _why(cause, first, arrival, self._admission),
+                )
+            if isinstance(self._sink, QuarantineSink):
+                self._sink.quarantine(self.name, cause, out)
+        return admitted
+
     async def _deliver(self, samples: Sequence[Sample]) -> None:
+        samples = self._admit(samples) if samples else samples
         if not samples:
             return
         self._samples += len(samples)
@@ -265,6 +316,7 @@ class CollectorRunner:
 
     async def _deliver_historical(self, samples: Sequence[Sample]) -> None:
         """Replays are proof of life but not live arrivals: the watchdog does not see them."""
+        samples = self._admit(samples) if samples else samples
         if not samples:
             return
         self._historical += len(samples)

@@ -8,6 +8,7 @@ Its welders are on OPC UA, Modbus TCP and MQTT at once (``SimulatedLine``); with
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from pathlib import Path
@@ -57,6 +58,7 @@ async def run_demo(
     listen: str = "127.0.0.1:8080",
     *,
     mqtt_broker: tuple[str, int] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
     scenario = load_scenario(scenario_path)
     rules = load_rule_files(rule_paths)
@@ -79,6 +81,6 @@ async def run_demo(
             f"demo: live board on http://{listen}/ ; Ctrl-C to stop",
             flush=True,
         )
-        result = await run_pipeline(plant, rules, duration=duration, on_alert=_print_alert)
+        result = await run_pipeline(plant, rules, stop=stop, duration=duration, on_alert=_print_alert)
     _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)
     return 0

@@ -79,6 +79,7 @@ class Engine:
         self._scratch = np.zeros(0, dtype=np.intp)
         self._arange = np.zeros(0, dtype=np.intp)
         self.watermark: int | None = None
+        self._given: int | None = None  # the watermark the current ``process`` call was given
         self._samples = 0
         self._bad = 0
         self._late = 0
@@ -109,11 +110,16 @@ class Engine:
         return Seed(int(self._last_ts[tid]), float(self._last_val[tid]), bool(self._last_bad[tid]))
 
     # --- evaluation ---------------------------------------------------------------------------
-    def process(self, batch: SampleBatch) -> list[AlertEvent]:
-        """Evaluate one batch (any order); events come back ordered by their time ``at``."""
+    def process(self, batch: SampleBatch, watermark: int | None = None) -> list[AlertEvent]:
+        """Evaluate one batch (any order); events come back ordered by their time ``at``.
+
+        Without ``watermark`` the watermark becomes the largest timestamp seen (backtests, rule
+        tests: SPEC §4 rule 4). The live pipeline passes its own (per source, never past the
+        arrival time, docs/rules.md): then the batch's timestamps do not move it."""
         if len(batch) == 0:
-            return []
+            return [] if watermark is None else self.advance(watermark)
         self._sync()
+        self._given = watermark
         tag, distinct = self._tag_layout(batch.tag)
         if distinct:
             return self._process_distinct(batch, tag)
@@ -128,7 +134,7 @@ class Engine:
             self._late += nlate
         n = len(ts)
         if n == 0:
-            return []
+            return [] if watermark is None else self.advance(watermark)
         bad = quality == _BAD
         self._samples += n
         self._bad += int(np.count_nonzero(bad))
@@ -137,8 +143,7 @@ class Engine:
         touched = np.flatnonzero(lastrow >= 0)
         rr = lastrow[touched]
         self._last_ts[touched], self._last_val[touched], self._last_bad[touched] = ts[rr], value[rr], bad[rr]
-        top = int(ts[-1])
-        self.watermark = top if self.watermark is None else max(self.watermark, top)
+        self._raise_watermark(int(ts[-1]))
         return self._evaluate(Rows(ts, tag, value, bad, ordered=True, distinct=False))
 
     def _process_distinct(self, batch: SampleBatch, tag: npt.NDArray[np.intp]) -> list[AlertEvent]:
@@ -157,7 +162,7 @@ class Engine:
             ts, tag, value, quality = ts[keep], tag[keep], value[keep], quality[keep]
             self._late += nlate
             if len(ts) == 0:
-                return []
+                return [] if self._given is None else self.advance(self._given)
         bad = quality == _BAD
         self._samples += len(ts)
         self._bad += int(np.count_nonzero(bad))
@@ -165,9 +170,13 @@ class Engine:
             self._last_ts[tag], self._last_val[tag], self._last_bad[tag] = ts, value, bad
         else:  # copies: the caller may reuse its buffers
             self._held = (tag, ts.copy(), value.copy(), bad)
-        top = int(ts.max())
-        self.watermark = top if self.watermark is None else max(self.watermark, top)
+        self._raise_watermark(int(ts.max()))
         return self._evaluate(Rows(ts, tag, value, bad, ordered=False, distinct=True))
+
+    def _raise_watermark(self, top: int) -> None:
+        """To the batch's newest timestamp, or to the watermark ``process`` was given."""
+        w = top if self._given is None else self._given
+        self.watermark = w if self.watermark is None else max(self.watermark, w)
 
     def _evaluate(self, rows: Rows) -> list[AlertEvent]:
         assert self.watermark is not None

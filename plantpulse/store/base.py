@@ -52,6 +52,11 @@ class Store(Protocol):
         """Append a batch in one transaction together with ``batch_id``. A batch id already
         committed is skipped (returns False): replaying a spool never doubles rows."""
 
+    async def write_sample_batches(self, batches: Sequence[tuple[str, SampleBatch]]) -> list[bool]:
+        """Several ``(batch_id, batch)`` in ONE transaction, in order; ids already committed are
+        skipped (False at their place). A spool's backlog after an outage is committed this way,
+        many records per transaction. The batches share one tag registry."""
+
     async def write_alert_events(
         self,
         events: Sequence[AlertEvent],

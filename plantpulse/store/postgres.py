@@ -355,24 +355,46 @@ class PostgresStore:
         return cur.rowcount == 1
 
     async def write_samples(self, batch: SampleBatch, batch_id: str) -> bool:
-        n = len(batch)
-        tag_ids = await self._db_tag_ids(batch) if n else np.empty(0, dtype=np.int32)
-        quality = np.where(np.isnan(batch.value), np.uint8(Quality.BAD), batch.quality)  # NaN is bad, always
-        payload = copy_payload(batch.ts, tag_ids, batch.value, quality)
-        roll = rollup(batch.ts, tag_ids, batch.value, quality) if self._rollup_table else None
+        (done,) = await self.write_sample_batches([(batch_id, batch)])
+        return done
+
+    async def write_sample_batches(self, batches: Sequence[tuple[str, SampleBatch]]) -> list[bool]:
+        """One transaction: claim every id in one statement, then one COPY of the rows of the
+        batches whose ids were new (and one rollup merge)."""
+        items = list(batches)
+        if not items:
+            return []
+        columns = [await self._db_tag_ids(b) if len(b) else np.empty(0, dtype=np.int32) for _, b in items]
         async with self._conn() as conn, conn.transaction():
-            if not await self._claim(conn, batch_id, "samples", n):
-                return False
-            if n:
+            cur = await conn.execute(
+                """INSERT INTO ingest_batches (id, kind, rows)
+                   SELECT i, 'samples', r FROM unnest(%s::text[], %s::int4[]) AS u(i, r)
+                   ON CONFLICT (id) DO NOTHING RETURNING id""",
+                ([i for i, _ in items], [len(b) for _, b in items]),
+            )
+            claimed = {row[0] for row in await cur.fetchall()}
+            done: list[bool] = []
+            for batch_id, _ in items:
+                done.append(batch_id in claimed)
+                claimed.discard(batch_id)  # an id given twice is written once
+            parts = [(b, c) for (_, b), c, ok in zip(items, columns, done, strict=True) if ok and len(b)]
+            if parts:
+                ts = np.concatenate([b.ts for b, _ in parts])
+                value = np.concatenate([b.value for b, _ in parts])
+                tag_ids = np.concatenate([c for _, c in parts])
+                quality = np.concatenate([b.quality for b, _ in parts])
+                quality = np.where(np.isnan(value), np.uint8(Quality.BAD), quality)  # NaN is bad, always
+                payload = copy_payload(ts, tag_ids, value, quality)
+                roll = rollup(ts, tag_ids, value, quality) if self._rollup_table else None
                 try:
-                    async with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_SAMPLES) as copy:
+                    async with conn.transaction(), conn.cursor() as c, c.copy(_COPY_SAMPLES) as copy:
                         await copy.write(payload)
                 except psycopg.errors.UniqueViolation:
                     roll = await self._copy_deduplicated(conn, payload)
                 if roll is not None:
                     await conn.execute(_ROLLUP_UPSERT, roll)
         await self._maybe_prune()
-        return True
+        return done
 
     async def _copy_deduplicated(self, conn: AsyncConnection[Any], payload: bytes) -> list[list[Any]] | None:
         """Slow path when some (tag, ts) is already stored or repeated in the batch: the first

@@ -1,23 +1,31 @@
-"""Durable local spool and the ``SpoolWriter`` the stream pipeline writes through.
+"""Durable local spool: the pipeline's input log, and the ``SpoolWriter`` that drains it to the store.
 
-Every write (samples, alert events, journal entries) is first appended to an append-only,
-fsync'd segment file as a framed record carrying a fresh batch id; a background task then
-commits the records to the store in order and only afterwards advances the committed
-position. So:
+Every write is first appended to an append-only, fsync'd segment file as a framed record
+carrying a fresh batch id; a background task then commits the records to the store in order
+and only afterwards advances the committed position. So:
 
+* collectors' samples are appended (``submit_input``) *before* they are acknowledged to the
+  device or broker and before the engine sees them: the spool is the pipeline's input log, so
+  a crash loses nothing that was acknowledged, and a restart re-evaluates from it;
+* appends are group-committed: one dedicated thread writes whatever was submitted while the
+  previous fsync ran, then fsyncs once for the whole group, so many concurrent producers
+  share one fsync and throughput stays;
 * the pipeline never waits for the database and never sees an outage: while the store is
   unavailable records pile up in the spool and the task retries with backoff;
-* a crash anywhere loses nothing that was acknowledged, and a crash between the store's
-  commit and the position update replays a batch whose id the store already holds: the
-  store skips it (``write_samples`` returns False), so every row lands exactly once.
+* a crash between the store's commit and the position update replays batches whose ids the
+  store already holds: the store skips them, so every row lands exactly once;
+* after an outage the backlog is committed many records per store transaction
+  (``Store.write_sample_batches``, at most ``commit_samples`` samples each).
 
-Layout of ``dir``: ``NNNNNNNNNNNN.seg`` segment files, a ``committed`` file (``segment offset``,
-replaced atomically, not fsync'd: a lost update only means skipped replays), ``rejected.seg``
-(records the store refused for good, kept for inspection) and a ``LOCK`` file held with flock.
+Layout of ``dir`` (0700; every file 0600): ``NNNNNNNNNNNN.seg`` segment files, a ``committed``
+file (``segment offset``, replaced atomically, not fsync'd: a lost update only means skipped
+replays), ``rejected.seg`` (records the store refused for good, kept for inspection) and a
+``LOCK`` file held with flock. A segment is deleted once the store committed everything in it
+and, with ``keep_inputs``, once the engine snapshot covers it (``retain``).
 
 Record frame (little-endian): magic ``PPS1``, u32 payload length, u32 crc32 of the payload;
 payload: u8 kind, u8 batch-id length, batch id, body. A torn tail (crash mid-append) fails the
-length or crc check and is cut off at open.
+length or crc check and is cut off at open. The kinds and bodies are in ``store.records``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import struct
@@ -33,27 +40,54 @@ import threading
 import time
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-
-import numpy as np
 
 from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.config import SpoolConfig
 from plantpulse.errors import StoreError, StoreUnavailable
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.store.base import Store
+from plantpulse.store.files import fsync_dir, open_private, private_dir, replace_private
+from plantpulse.store.records import (
+    KIND_ALERTS,
+    KIND_INPUT,
+    KIND_JOURNAL,
+    KIND_SAMPLES,
+    Route,
+    decode_alerts,
+    decode_input,
+    decode_journal,
+    decode_samples,
+    encode_alerts,
+    encode_input,
+    encode_journal,
+    encode_samples,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KIND_ALERTS", "KIND_JOURNAL", "KIND_SAMPLES", "Spool", "SpoolFull", "SpoolStats", "SpoolWriter"]
+__all__ = [
+    "Appended",
+    "Position",
+    "Record",
+    "Spool",
+    "SpoolFull",
+    "SpoolStats",
+    "SpoolWriter",
+    "read_records",
+]
 
-KIND_SAMPLES, KIND_ALERTS, KIND_JOURNAL = 1, 2, 3
 _MAGIC = b"PPS1"
 _FRAME = struct.Struct("<4sII")
 _MAX_PAYLOAD = 1 << 31
+
+Position = tuple[int, int]
+"""(segment number, offset just past a record): a place in the spool; tuples compare in order."""
 
 
 class SpoolFull(StoreError):
@@ -67,6 +101,10 @@ class Record:
     body: bytes
     segment: int
     end: int  # offset just past this record in ``segment``: the committed position once applied
+
+    @property
+    def position(self) -> Position:
+        return (self.segment, self.end)
 
 
 def _seg_name(n: int) -> str:
@@ -91,40 +129,72 @@ def _scan(path: Path) -> tuple[int, int]:
             count += 1
 
 
+def _frame(kind: int, batch_id: str, body: bytes) -> bytes:
+    bid = batch_id.encode()
+    payload = b"".join((bytes((kind, len(bid))), bid, body))
+    return _FRAME.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _record(payload: bytes, segment: int, end: int) -> Record:
+    kind, idlen = payload[0], payload[1]
+    return Record(payload[2 : 2 + idlen].decode(), kind, payload[2 + idlen :], segment, end)
+
+
 class Spool:
     """Append-only framed records in segment files, bounded by ``max_bytes`` of pending data.
 
     Blocking file I/O; thread-safe, so the writer runs it in worker threads. Records of kind
-    samples are refused beyond ``max_bytes``; alerts and journal entries may use a further
-    ``max_bytes // 16`` so that a spool full of samples still keeps the alerts.
+    samples and input are refused beyond ``max_bytes``; alerts and journal entries may use a
+    further ``max_bytes // 16`` so that a spool full of samples still keeps the alerts.
+    With ``keep_inputs``, segments are also kept until ``retain`` says the engine no longer
+    needs them (until the first call: every segment present at open).
     """
 
     def __init__(
-        self, directory: Path, max_bytes: int = 1 << 30, segment_bytes: int = 16 << 20, fsync: bool = True
+        self,
+        directory: Path,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 16 << 20,
+        fsync: bool = True,
+        *,
+        keep_inputs: bool = False,
+        lock_wait: float = 10.0,
     ) -> None:
         self.dir = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.fsync = fsync
+        self.keep_inputs = keep_inputs
+        self.lock_wait = lock_wait
         self._lock = threading.Lock()
         self._sizes: dict[int, int] = {}  # segment number -> valid bytes
-        self._committed = (1, 0)
-        self._read = (1, 0)
+        self._committed: Position = (1, 0)
+        self._read: Position = (1, 0)
+        self._retain: Position | None = None
         self._pending_records = 0
         self._out: IO[bytes] | None = None
         self._lockfile: IO[bytes] | None = None
+        self._reader: tuple[int, IO[bytes]] | None = None
 
     # -- open / close ----------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Lock the directory, cut a torn tail, find the committed position and what is pending."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        lockfile = (self.dir / "LOCK").open("ab")
-        try:
-            fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lockfile.close()
-            raise StoreError(f"spool {self.dir} is in use by another process") from None
+        """Lock the directory (waiting up to ``lock_wait`` s for a previous owner that is still
+        going away), cut a torn tail, find the committed position and what is pending."""
+        private_dir(self.dir)
+        lockfile = open_private(self.dir / "LOCK", "ab")
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    lockfile.close()
+                    raise StoreError(
+                        f"spool {self.dir} is in use by another process (waited {self.lock_wait:g} s)"
+                    ) from None
+                time.sleep(0.05)  # a killed predecessor releases the lock as it exits
         self._lockfile = lockfile
         segs = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
         committed = self._load_committed()
@@ -145,8 +215,10 @@ class Spool:
         if not segs:
             self._sizes[committed[0]] = 0
         self._committed = self._read = committed
+        if self.keep_inputs:
+            self._retain = (min(self._sizes), 0)
         last = max(self._sizes)
-        self._out = (self.dir / _seg_name(last)).open("ab")
+        self._out = open_private(self.dir / _seg_name(last), "ab")
 
     @staticmethod
     def _count_until(path: Path, offset: int) -> int:
@@ -161,7 +233,7 @@ class Spool:
                 count += 1
         return count
 
-    def _load_committed(self) -> tuple[int, int]:
+    def _load_committed(self) -> Position:
         try:
             seg, off = (self.dir / "committed").read_text().split()
             return int(seg), int(off)
@@ -170,6 +242,9 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            if self._reader is not None:
+                self._reader[1].close()
+                self._reader = None
             for f in (self._out, self._lockfile):
                 if f is not None:
                     f.close()
@@ -186,129 +261,170 @@ class Spool:
     def pending_records(self) -> int:
         return self._pending_records
 
-    # -- append / read / commit ------------------------------------------------------------------
+    @property
+    def end(self) -> Position:
+        """Just past the last record appended."""
+        last = max(self._sizes)
+        return (last, self._sizes[last])
 
-    def append(self, kind: int, batch_id: str, body: bytes) -> None:
+    @property
+    def first(self) -> Position:
+        """The start of the oldest segment still on disk."""
+        return (min(self._sizes), 0)
+
+    # -- append ------------------------------------------------------------------------------------
+
+    def append(self, kind: int, batch_id: str, body: bytes) -> Position:
         """Append and (by default) fsync one record; raises SpoolFull beyond the bound."""
-        bid = batch_id.encode()
-        payload = b"".join((bytes((kind, len(bid))), bid, body))
-        frame = _FRAME.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
+        (result,) = self.append_many([(kind, batch_id, body)])
+        if isinstance(result, StoreError):
+            raise result
+        return result
+
+    def append_many(self, items: Sequence[tuple[int, str, bytes]]) -> list[Position | StoreError]:
+        """Append records in order and fsync once for all of them. Each gets its position, or
+        the error that refused it (SpoolFull beyond the bound; StoreError when the disk failed,
+        in which case nothing of the failed write is left behind)."""
+        out: list[Position | StoreError] = []
         with self._lock:
             if self._out is None:
-                raise StoreError(f"spool {self.dir} is not open")
-            limit = self.max_bytes if kind == KIND_SAMPLES else self.max_bytes + self.max_bytes // 16
-            if self.pending_bytes + len(frame) > limit:
-                raise SpoolFull(
-                    f"spool {self.dir} is full ({self.pending_bytes} of {self.max_bytes} bytes pending "
-                    f"while the store is unavailable): record {batch_id} refused"
-                )
-            last = max(self._sizes)
-            if self._sizes[last] >= self.segment_bytes:
-                self._out.close()
-                last += 1
-                self._sizes[last] = 0
-                self._out = (self.dir / _seg_name(last)).open("ab")
-            self._out.write(frame)
-            self._out.flush()
-            if self.fsync:
-                os.fsync(self._out.fileno())
-            self._sizes[last] += len(frame)
-            self._pending_records += 1
+                return [StoreError(f"spool {self.dir} is not open") for _ in items]
+            wrote = False
+            for i, (kind, batch_id, body) in enumerate(items):
+                frame = _frame(kind, batch_id, body)
+                limit = self.max_bytes
+                if kind in (KIND_ALERTS, KIND_JOURNAL):
+                    limit += self.max_bytes // 16
+                if self.pending_bytes + len(frame) > limit:
+                    out.append(
+                        SpoolFull(
+                            f"spool {self.dir} is full ({self.pending_bytes} of {self.max_bytes} bytes "
+                            f"pending while the store is unavailable): record {batch_id} refused"
+                        )
+                    )
+                    continue
+                last = max(self._sizes)
+                try:
+                    if self._sizes[last] >= self.segment_bytes:
+                        if wrote:
+                            self._sync()
+                        self._out.close()
+                        last += 1
+                        self._sizes[last] = 0
+                        self._out = open_private(self.dir / _seg_name(last), "ab")
+                        if self.fsync:
+                            fsync_dir(self.dir)
+                    self._out.write(frame)
+                    self._out.flush()
+                except OSError as e:
+                    self._cut_back(last)
+                    error = StoreError(f"spool {self.dir}: cannot write: {e}")
+                    out += [error] * (len(items) - i)
+                    return out
+                wrote = True
+                self._sizes[last] += len(frame)
+                self._pending_records += 1
+                out.append((last, self._sizes[last]))
+            if wrote:
+                try:
+                    self._sync()
+                except OSError as e:  # nothing of this group can be trusted to be on disk
+                    return [StoreError(f"spool {self.dir}: fsync failed: {e}") for _ in items]
+        return out
+
+    def _sync(self) -> None:
+        assert self._out is not None
+        if self.fsync:
+            os.fsync(self._out.fileno())
+
+    def _cut_back(self, last: int) -> None:
+        """Remove a partly written frame so that later appends stay readable."""
+        with contextlib.suppress(OSError):
+            assert self._out is not None
+            self._out.truncate(self._sizes[last])
+
+    # -- read / commit -----------------------------------------------------------------------------
 
     def next(self) -> Record | None:
         """The record after the last one handed out, or None when everything was handed out."""
-        with self._lock:
-            seg, off = self._read
-            while off >= self._sizes.get(seg, 0):
-                if seg >= max(self._sizes):
-                    return None
-                seg, off = seg + 1, 0
-            with (self.dir / _seg_name(seg)).open("rb") as f:
-                f.seek(off)
-                _, length, _ = _FRAME.unpack(f.read(_FRAME.size))
-                payload = f.read(length)
-            kind, idlen = payload[0], payload[1]
-            end = off + _FRAME.size + length
-            self._read = (seg, end)
-            return Record(payload[2 : 2 + idlen].decode(), kind, payload[2 + idlen :], seg, end)
+        got = self.take(1)
+        return got[0] if got else None
 
-    def commit(self, rec: Record) -> None:
-        """Record that ``rec`` (and everything before it) is in the store; drop spent segments."""
+    def take(self, max_records: int) -> list[Record]:
+        """Up to ``max_records`` records after the last one handed out, in order."""
         with self._lock:
-            self._committed = (rec.segment, rec.end)
-            self._pending_records -= 1
-            tmp = self.dir / "committed.tmp"
-            tmp.write_text(f"{rec.segment} {rec.end}\n")
-            os.replace(tmp, self.dir / "committed")
-            for n in [n for n in self._sizes if n < rec.segment]:
-                del self._sizes[n]
-                with contextlib.suppress(FileNotFoundError):
-                    (self.dir / _seg_name(n)).unlink()
+            out, self._read = self._records(self._read, max_records)
+        return out
+
+    def read_after(self, pos: Position | None, max_records: int) -> list[Record]:
+        """Up to ``max_records`` records after ``pos`` (None: from the oldest segment), whatever
+        was handed out or committed: what a restarting engine re-evaluates."""
+        with self._lock:
+            return self._records(pos if pos is not None else self.first, max_records)[0]
+
+    def _records(self, pos: Position, max_records: int) -> tuple[list[Record], Position]:
+        """Records after ``pos`` and the position after the last of them (hold the lock)."""
+        out: list[Record] = []
+        seg, off = pos
+        while len(out) < max_records:
+            if off >= self._sizes.get(seg, 0):
+                if seg >= max(self._sizes):
+                    break
+                seg, off = seg + 1, 0
+                continue
+            f = self._reader_for(seg)
+            f.seek(off)
+            _, length, _ = _FRAME.unpack(f.read(_FRAME.size))
+            payload = f.read(length)
+            off += _FRAME.size + length
+            out.append(_record(payload, seg, off))
+        return out, (seg, off)
+
+    def _reader_for(self, seg: int) -> IO[bytes]:
+        if self._reader is None or self._reader[0] != seg:
+            if self._reader is not None:
+                self._reader[1].close()
+            self._reader = (seg, (self.dir / _seg_name(seg)).open("rb"))
+        return self._reader[1]
+
+    def commit(self, rec: Record, count: int = 1) -> None:
+        """Record that ``rec`` and the ``count - 1`` before it (everything up to ``rec``) are in
+        the store; drop segments nobody needs any more."""
+        with self._lock:
+            self._committed = rec.position
+            self._pending_records -= count
+            replace_private(self.dir / "committed", f"{rec.segment} {rec.end}\n".encode(), sync=False)
+            self._collect()
+
+    def retain(self, pos: Position) -> None:
+        """The engine's snapshot covers everything up to ``pos``: earlier segments may go once
+        the store has them too."""
+        with self._lock:
+            self._retain = pos
+            self._collect()
+
+    def _collect(self) -> None:
+        keep = self._committed[0] if self._retain is None else min(self._committed[0], self._retain[0])
+        for n in [n for n in self._sizes if n < keep]:
+            del self._sizes[n]
+            if self._reader is not None and self._reader[0] == n:
+                self._reader[1].close()
+                self._reader = None
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / _seg_name(n)).unlink()
 
     def reject(self, rec: Record) -> None:
         """Keep a record the store refused for good in ``rejected.seg``, then move past it."""
-        payload = b"".join((bytes((rec.kind, len(rec.batch_id))), rec.batch_id.encode(), rec.body))
-        with (self.dir / "rejected.seg").open("ab") as f:
-            f.write(_FRAME.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload)
+        with open_private(self.dir / "rejected.seg", "ab") as f:
+            f.write(_frame(rec.kind, rec.batch_id, rec.body))
         self.commit(rec)
 
 
-# -- record bodies ---------------------------------------------------------------------------------
-
-
-def encode_samples(batch: SampleBatch) -> bytes:
-    """Tag names travel with the batch: registry ids are process-local and the replay may run
-    in another process. Only the names the batch uses are written."""
-    reg = batch.tags
-    used = np.flatnonzero(np.bincount(batch.tag, minlength=len(reg))) if len(batch) else np.empty(0, np.int64)
-    remap = np.zeros(max(len(reg), 1), dtype=np.int32)
-    remap[used] = np.arange(len(used), dtype=np.int32)
-    names = [reg.name(int(i)).encode() for i in used]
-    parts = [struct.pack("<I", len(names))]
-    for name in names:
-        parts += [struct.pack("<H", len(name)), name]
-    parts += [
-        struct.pack("<I", len(batch)),
-        batch.ts.astype("<i8").tobytes(),
-        remap[batch.tag].astype("<i4").tobytes(),
-        batch.value.astype("<f8").tobytes(),
-        batch.quality.astype(np.uint8).tobytes(),
-    ]
-    return b"".join(parts)
-
-
-def decode_samples(body: bytes, tags: TagRegistry) -> SampleBatch:
-    (ntags,) = struct.unpack_from("<I", body, 0)
-    pos, names = 4, []
-    for _ in range(ntags):
-        (ln,) = struct.unpack_from("<H", body, pos)
-        names.append(body[pos + 2 : pos + 2 + ln].decode())
-        pos += 2 + ln
-    (n,) = struct.unpack_from("<I", body, pos)
-    pos += 4
-    ts = np.frombuffer(body, "<i8", n, pos).astype(np.int64)
-    local = np.frombuffer(body, "<i4", n, pos + 8 * n)
-    value = np.frombuffer(body, "<f8", n, pos + 12 * n).astype(np.float64)
-    quality = np.frombuffer(body, np.uint8, n, pos + 20 * n).copy()
-    ids = tags.ids(names) if names else np.empty(0, np.int32)
-    return SampleBatch(ts, ids[local] if n else np.empty(0, np.int32), value, quality, tags)
-
-
-def encode_alerts(events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]] | None) -> bytes:
-    return json.dumps({"events": [asdict(e) for e in events], "on_shift": on_shift}).encode()
-
-
-def decode_alerts(body: bytes) -> tuple[list[AlertEvent], dict[str, dict[str, list[str]]] | None]:
-    doc = json.loads(body)
-    return [AlertEvent.from_dict(e) for e in doc["events"]], doc["on_shift"]
-
-
-def encode_journal(entries: Sequence[JournalEntry]) -> bytes:
-    return json.dumps([asdict(e) for e in entries]).encode()
-
-
-def decode_journal(body: bytes) -> list[JournalEntry]:
-    return [JournalEntry(**e) for e in json.loads(body)]
+def _stored_batch(rec: Record, tags: TagRegistry) -> SampleBatch | None:
+    """The samples a record puts into the store (None for a heartbeat)."""
+    if rec.kind == KIND_SAMPLES:
+        return decode_samples(rec.body, tags)
+    return decode_input(rec.body, tags).batch
 
 
 # -- the writer ------------------------------------------------------------------------------------
@@ -324,20 +440,28 @@ class SpoolStats:
     spooled: int  # records appended since start
     committed: int  # records written to the store since start
     skipped: int  # replayed records the store already held (exactly-once at work)
-    dropped_full: int  # records refused because the spool was full
+    dropped_full: int  # records refused because the spool was full (or its disk failed)
     rejected: int  # records the store refused for good (kept in rejected.seg)
     outages: int
     last_error: str | None
+    fsyncs: int = 0  # append groups: records appended / fsyncs is the grouping at work
+    transactions: int = 0  # store transactions that committed records
+
+
+Appended = asyncio.Future[Position | None]
+"""Resolves once the record is on disk (its position), or to None when it was refused."""
 
 
 class SpoolWriter:
-    """What the pipeline writes through: ``write_*`` spool and return at once, never raising on
-    an outage; a background task commits to the store in order, retrying with backoff.
+    """What the pipeline writes through: ``submit_*``/``write_*`` append to the spool and
+    resolve once the record is fsync'd, never raising on an outage; a background task commits
+    to the store in order, retrying with backoff.
 
     ``await start()`` opens the spool (recovering what a previous run left) and starts the
-    task, which also opens the store unless ``open_store=False``; ``await stop()`` drains for
-    at most ``drain_timeout`` s, stops the task and closes the spool (and the store if it opened
-    it). Whatever is not committed by then stays on disk for the next start.
+    appender and the commit task, which also opens the store unless ``open_store=False``;
+    ``await opened()`` reports how the first attempt to open the store went; ``await stop()``
+    drains for at most ``drain_timeout`` s, stops the tasks and closes the spool (and the store
+    if it opened it). Whatever is not committed by then stays on disk for the next start.
     """
 
     def __init__(
@@ -346,6 +470,7 @@ class SpoolWriter:
         config: SpoolConfig | None = None,
         *,
         open_store: bool = True,
+        keep_inputs: bool = False,
         backoff: tuple[float, float] = (0.2, 30.0),
         after_commit: Callable[[str], None] | None = None,
     ) -> None:
@@ -353,7 +478,8 @@ class SpoolWriter:
         if cfg.dir is None:
             raise ValueError("SpoolWriter needs a spool directory (StoreConfig fills it in from the URL)")
         self.store = store
-        self.spool = Spool(cfg.dir, cfg.max_bytes, cfg.segment_bytes, cfg.fsync)
+        self.spool = Spool(cfg.dir, cfg.max_bytes, cfg.segment_bytes, cfg.fsync, keep_inputs=keep_inputs)
+        self._commit_samples = cfg.commit_samples
         self._open_store = open_store
         self._store_open = not open_store
         self._backoff = backoff
@@ -363,13 +489,24 @@ class SpoolWriter:
         self._drained = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._appends: list[tuple[int, bytes, Appended]] = []
+        self._append_wake = asyncio.Event()
+        self._appender: asyncio.Task[None] | None = None
+        self._inflight = 0  # records of the group being written
+        self._io: ThreadPoolExecutor | None = None
+        self._closing = False
+        self._first_open: asyncio.Future[None] | None = None
         self._available = True
         self._down_since = 0.0
         self._up = asyncio.Event()  # set while the store takes writes
         self._down = asyncio.Event()  # set while it does not
         self._counts = dict.fromkeys(
-            ("spooled", "committed", "skipped", "dropped_full", "rejected", "outages"), 0
-        )
+            (
+                "spooled", "committed", "skipped", "dropped_full", "rejected", "outages", "fsyncs",
+                "transactions",
+            ),
+            0,
+        )  # fmt: skip
         self._full_logged = False
         self._last_error: str | None = None
 
@@ -384,13 +521,37 @@ class SpoolWriter:
         await asyncio.to_thread(self.spool.open)
         if self.spool.pending_records:
             log.info(
-                "spool %s: %d records left by a previous run will be replayed",
+                "spool %s: %d records left by a previous run will be committed",
                 self.spool.dir,
                 self.spool.pending_records,
             )
+        self._first_open = asyncio.get_running_loop().create_future()
+        if not self._open_store:
+            self._first_open.set_result(None)
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plantpulse-spool-append")
+        self._appender = asyncio.create_task(self._append_loop(), name="plantpulse-spool-appender")
         self._task = asyncio.create_task(self._run(), name="plantpulse-spool-writer")
 
+    async def opened(self) -> None:
+        """Return once the first attempt to open the store succeeded or met an outage (then
+        the writer keeps spooling and retrying); raise StoreError if the store refused for good
+        (bad credentials, a failed migration): retrying will not help, and nobody should think
+        their data is on its way."""
+        assert self._first_open is not None, "start() first"
+        await asyncio.shield(self._first_open)
+
     async def stop(self, drain_timeout: float = 10.0) -> None:
+        if self._appender is not None:
+            self._closing = True
+            self._append_wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_timeout):
+                    await asyncio.shield(self._appender)
+            if not self._appender.done():
+                log.warning("spool: appends still running after %.0f s; stopping anyway", drain_timeout)
+                self._appender.cancel()
+                await asyncio.gather(self._appender, return_exceptions=True)
+            self._appender = None
         if self._task is not None:
             if self._store_open and self._available:
                 with contextlib.suppress(TimeoutError):
@@ -402,44 +563,59 @@ class SpoolWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self.spool.close()
+        if self._io is not None:
+            self._io.shutdown(wait=False)  # a hung disk must not hang the stop
+            self._io = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_timeout):
+                await asyncio.to_thread(self.spool.close)
         if self._open_store and self._store_open:
             await self.store.close()
             self._store_open = False
 
     # -- the pipeline's side -----------------------------------------------------------------------
 
+    def submit(self, kind: int, body: bytes) -> Appended:
+        """Queue one record for the next append group; the future resolves once it is fsync'd
+        (to its position), or to None when it was refused (spool full, disk failed, closed):
+        counted in ``dropped_full`` and logged once per episode, never raised."""
+        fut: Appended = asyncio.get_running_loop().create_future()
+        if self._closing or self._appender is None:
+            self._refused(StoreError(f"spool {self.spool.dir} is closed"))
+            fut.set_result(None)
+            return fut
+        self._appends.append((kind, body, fut))
+        self._append_wake.set()
+        return fut
+
+    def submit_input(
+        self, route: Route, source: str, watermark: int | None, batch: SampleBatch | None
+    ) -> Appended:
+        """Append one input chunk (or heartbeat) to the input log; see ``submit``."""
+        return self.submit(KIND_INPUT, encode_input(route, source, watermark, batch))
+
     async def write_samples(self, batch: SampleBatch) -> None:
-        """Spool a batch and return; only a full spool refuses it (counted in ``dropped_full``,
-        logged once per episode), and even then nothing is raised."""
-        await self._append(KIND_SAMPLES, encode_samples(batch))
+        """Spool a batch for the store only (no engine); returns once it is on disk."""
+        await self.submit(KIND_SAMPLES, encode_samples(batch))
 
     async def write_alert_events(
         self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]] | None = None
     ) -> None:
-        await self._append(KIND_ALERTS, encode_alerts(events, on_shift))
+        await self.submit(KIND_ALERTS, encode_alerts(events, on_shift))
 
     async def append_journal(self, entries: Sequence[JournalEntry]) -> None:
-        await self._append(KIND_JOURNAL, encode_journal(entries))
+        await self.submit(KIND_JOURNAL, encode_journal(entries))
 
-    async def _append(self, kind: int, body: bytes) -> None:
-        try:
-            await asyncio.to_thread(self.spool.append, kind, uuid.uuid4().hex, body)
-        except SpoolFull as e:
-            self._counts["dropped_full"] += 1
-            self._last_error = str(e)
-            if not self._full_logged:
-                log.error("%s; further refusals are counted, not logged", e)  # noqa: TRY400
-                self._full_logged = True
-            return
-        self._full_logged = False
-        self._counts["spooled"] += 1
-        self._drained.clear()
-        self._wake.set()
+    async def retain(self, pos: Position) -> None:
+        """The engine snapshot covers the spool up to ``pos`` (see ``Spool.retain``)."""
+        await asyncio.to_thread(self.spool.retain, pos)
+
+    async def read_after(self, pos: Position | None, max_records: int = 512) -> list[Record]:
+        return await asyncio.to_thread(self.spool.read_after, pos, max_records)
 
     async def flush(self) -> None:
         """Wait until everything spooled so far is in the store; bound it with ``asyncio.timeout``."""
-        while self.spool.pending_records:
+        while self._appends or self._inflight or self.spool.pending_records:
             self._drained.clear()
             self._wake.set()
             await self._drained.wait()
@@ -457,49 +633,95 @@ class SpoolWriter:
             **self._counts,
         )
 
+    # -- the appender: group commit ------------------------------------------------------------------
+
+    async def _append_loop(self) -> None:
+        """Everything submitted while the previous group was being written and fsync'd forms
+        the next group: one write and one fsync for all of it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._appends:
+                if self._closing:
+                    return
+                self._append_wake.clear()
+                await self._append_wake.wait()
+                continue
+            group, self._appends = self._appends, []
+            items = [(kind, uuid.uuid4().hex, body) for kind, body, _ in group]
+            self._inflight = len(group)
+            try:
+                results = await loop.run_in_executor(self._io, self.spool.append_many, items)
+            except asyncio.CancelledError:
+                for _, _, fut in group:  # stopped while the disk hangs: nobody may wait forever
+                    if not fut.done():
+                        fut.set_result(None)
+                raise
+            finally:
+                self._inflight = 0
+            self._counts["fsyncs"] += 1
+            for (_, _, fut), res in zip(group, results, strict=True):
+                value: Position | None
+                if isinstance(res, StoreError):
+                    self._refused(res)
+                    value = None
+                else:
+                    self._full_logged = False
+                    self._counts["spooled"] += 1
+                    value = res
+                if not fut.done():
+                    fut.set_result(value)
+            self._drained.clear()
+            self._wake.set()
+
+    def _refused(self, e: StoreError) -> None:
+        self._counts["dropped_full"] += 1
+        self._last_error = str(e)
+        if not self._full_logged:
+            log.error("%s; further refusals are counted, not logged", e)
+            self._full_logged = True
+
     # -- the background task -----------------------------------------------------------------------
 
     async def _run(self) -> None:
         delay = self._backoff[0]
-        current: Record | None = None
+        todo: deque[Record] = deque()
         while not self._stop.is_set():
             try:
                 if not self._store_open:
                     await self.store.open()
                     self._store_open = True
-                if current is None:
+                    self._opened(None)
+                if not todo:
                     self._wake.clear()
-                    current = await asyncio.to_thread(self.spool.next)
-                    if current is None:
+                    todo.extend(await asyncio.to_thread(self.spool.take, 512))
+                    if not todo:
                         self._drained.set()
                         await self._wake.wait()
                         continue
-                await self._apply(current)
+                await self._apply_head(todo)
             except StoreUnavailable as e:
+                self._opened(None)
                 self._outage(e)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)  # backoff, cut short by stop()
                 delay = min(delay * 2, self._backoff[1])
                 continue
             except StoreError as e:
-                if current is None:  # open() failed for good (bad URL, migration error)
+                if not self._store_open:  # open() failed for good (bad URL, credentials, migration)
+                    self._opened(e)
                     self._last_error = str(e)
                     log.error("store cannot be opened: %s; retrying in %.0f s", e, self._backoff[1])  # noqa: TRY400
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), self._backoff[1])
                     continue
+                rec = todo.popleft()
                 self._counts["rejected"] += 1
                 self._last_error = str(e)
                 log.error(  # noqa: TRY400  (the message is the error; no traceback wanted)
-                    "store refused spooled batch %s for good (%s); kept in rejected.seg", current.batch_id, e
+                    "store refused spooled batch %s for good (%s); kept in rejected.seg", rec.batch_id, e
                 )
-                await asyncio.to_thread(self.spool.reject, current)
-                current = None
+                await asyncio.to_thread(self.spool.reject, rec)
                 continue
-            if self._after_commit is not None:
-                self._after_commit(current.batch_id)
-            await asyncio.to_thread(self.spool.commit, current)
-            current = None
             delay = self._backoff[0]
             self._up.set()
             if not self._available:
@@ -511,6 +733,15 @@ class SpoolWriter:
                     self.spool.pending_records,
                 )
 
+    def _opened(self, error: StoreError | None) -> None:
+        fut = self._first_open
+        if fut is not None and not fut.done():
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+                fut.exception()  # retrieved here: nobody may be waiting
+
     def _outage(self, e: StoreUnavailable) -> None:
         self._last_error = str(e)
         self._up.clear()
@@ -521,24 +752,81 @@ class SpoolWriter:
             self._counts["outages"] += 1
             log.warning("store unavailable, spooling to %s until it is back: %s", self.spool.dir, e)
 
-    async def _apply(self, rec: Record) -> None:
-        try:
-            await self._apply_record(rec)
-        except (ValueError, KeyError, TypeError, struct.error) as e:  # a record we cannot decode
-            raise StoreError(f"spool record {rec.batch_id} cannot be decoded: {e}") from e
-
-    async def _apply_record(self, rec: Record) -> None:
-        if rec.kind == KIND_SAMPLES:
-            done = await self.store.write_samples(decode_samples(rec.body, self._tags), rec.batch_id)
-        elif rec.kind == KIND_ALERTS:
-            events, on_shift = decode_alerts(rec.body)
-            done = await self.store.write_alert_events(events, rec.batch_id, on_shift)
-        elif rec.kind == KIND_JOURNAL:
-            await self.store.append_journal(decode_journal(rec.body))
-            done = True
+    async def _apply_head(self, todo: deque[Record]) -> None:
+        """Commit the run of records at the head of ``todo`` in one store transaction and mark
+        them committed in the spool; on an error nothing is popped. A StoreError that is not an
+        outage is narrowed down to the one record to reject."""
+        run, batches = self._sample_run(todo)
+        if run:
+            if len(batches) > 1:
+                try:
+                    done = await self.store.write_sample_batches(batches)
+                except StoreUnavailable:
+                    raise
+                except StoreError:
+                    self._commit_samples, limit = 1, self._commit_samples  # find the culprit alone
+                    try:
+                        run, batches = self._sample_run(todo)
+                        done = await self._write_batches(batches)
+                    finally:
+                        self._commit_samples = limit
+            else:
+                done = await self._write_batches(batches)
+            self._counts["committed"] += sum(done)
+            self._counts["skipped"] += len(done) - sum(done)
         else:
-            raise StoreError(f"spool record {rec.batch_id} has unknown kind {rec.kind}")
-        self._counts["committed" if done else "skipped"] += 1
+            rec = todo[0]
+            run = [rec]
+            try:
+                if rec.kind == KIND_ALERTS:
+                    events, on_shift = decode_alerts(rec.body)
+                    ok = await self.store.write_alert_events(events, rec.batch_id, on_shift)
+                elif rec.kind == KIND_JOURNAL:
+                    await self.store.append_journal(decode_journal(rec.body))
+                    ok = True
+                else:
+                    raise StoreError(f"spool record {rec.batch_id} has unknown kind {rec.kind}")
+            except (ValueError, KeyError, TypeError, struct.error) as e:
+                raise StoreError(f"spool record {rec.batch_id} cannot be decoded: {e}") from e
+            self._counts["committed" if ok else "skipped"] += 1
+        self._counts["transactions"] += 1
+        if self._after_commit is not None:
+            self._after_commit(run[-1].batch_id)
+        await asyncio.to_thread(self.spool.commit, run[-1], len(run))
+        for _ in run:
+            todo.popleft()
+
+    async def _write_batches(self, batches: list[tuple[str, SampleBatch]]) -> list[bool]:
+        if not batches:
+            return []
+        if len(batches) == 1:
+            return [await self.store.write_samples(batches[0][1], batches[0][0])]
+        return await self.store.write_sample_batches(batches)
+
+    def _sample_run(self, todo: deque[Record]) -> tuple[list[Record], list[tuple[str, SampleBatch]]]:
+        """The records at the head that only carry samples (or heartbeats, which the store does
+        not keep), up to ``commit_samples`` samples; a record that cannot be decoded is raised
+        as a StoreError when it is first (to be rejected) and ends the run otherwise."""
+        run: list[Record] = []
+        batches: list[tuple[str, SampleBatch]] = []
+        total = 0
+        for rec in todo:
+            if rec.kind not in (KIND_SAMPLES, KIND_INPUT):
+                break
+            try:
+                batch = _stored_batch(rec, self._tags)
+            except (ValueError, KeyError, TypeError, struct.error) as e:
+                if run:
+                    break
+                raise StoreError(f"spool record {rec.batch_id} cannot be decoded: {e}") from e
+            n = len(batch) if batch is not None else 0
+            if run and total + n > self._commit_samples and batches:
+                break
+            run.append(rec)
+            if batch is not None:
+                batches.append((rec.batch_id, batch))
+                total += n
+        return run, batches
 
 
 def read_records(directory: Path) -> list[tuple[int, str, bytes]]:

@@ -285,6 +285,14 @@ class SQLiteStore:
             self._tag_ids.update(found)  # only once committed: a rollback must not leave stale ids
         return np.array([self._tag_ids[n] for n in names], dtype=np.int64)
 
+    def _store_tags(self, conn: sqlite3.Connection, batch: SampleBatch) -> npt.NDArray[np.int64]:
+        """The batch's tag column as store ids (one lookup per distinct tag, not per row)."""
+        if not len(batch):
+            return np.empty(0, dtype=np.int64)
+        uniq, inverse = np.unique(batch.tag, return_inverse=True)
+        lut = self._store_ids(conn, [batch.tags.name(int(i)) for i in uniq])
+        return lut[inverse.reshape(-1)]
+
     def _tag_id(self, conn: sqlite3.Connection, name: str) -> int | None:
         tid = self._tag_ids.get(name)
         if tid is None:
@@ -297,22 +305,60 @@ class SQLiteStore:
     # ------------------------------------------------------------------ samples
 
     async def write_samples(self, batch: SampleBatch, batch_id: str) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            return self._write_samples(conn, batch, batch_id)
+        (done,) = await self.write_sample_batches([(batch_id, batch)])
+        return done
+
+    async def write_sample_batches(self, batches: Sequence[tuple[str, SampleBatch]]) -> list[bool]:
+        items = list(batches)
+
+        def work(conn: sqlite3.Connection) -> list[bool]:
+            return self._write_batches(conn, items)
 
         return await self._run(work, "write_samples")
 
-    def _write_samples(self, conn: sqlite3.Connection, batch: SampleBatch, batch_id: str) -> bool:
-        n = len(batch)
-        if n:
-            uniq, inverse = np.unique(batch.tag, return_inverse=True)
-            lut = self._store_ids(conn, [batch.tags.name(int(i)) for i in uniq])
-            tag = lut[inverse.reshape(-1)]
-        else:
-            tag = np.empty(0, dtype=np.int64)
-        ts = np.asarray(batch.ts, dtype=np.int64)
-        value = np.asarray(batch.value, dtype=np.float64)
-        quality = np.where(np.isnan(value), np.uint8(Quality.BAD), batch.quality).astype(np.int64)
+    def _write_batches(self, conn: sqlite3.Connection, items: list[tuple[str, SampleBatch]]) -> list[bool]:
+        """One transaction: the batch ids not committed yet claim their rows, which go in
+        together (first write of a (tag, ts) wins, within and across the batches)."""
+        # store tag ids first (their own transaction, cached once committed)
+        columns = [self._store_tags(conn, b) for _, b in items]
+        with _transaction(conn):
+            done: list[bool] = []
+            new: list[tuple[SampleBatch, npt.NDArray[np.int64]]] = []
+            seen: set[str] = set()
+            for (batch_id, batch), column in zip(items, columns, strict=True):
+                known = (
+                    batch_id in seen
+                    or conn.execute("SELECT 1 FROM ingest_batches WHERE batch_id = ?", (batch_id,)).fetchone()
+                )
+                done.append(not known)
+                if known:
+                    continue
+                seen.add(batch_id)
+                new.append((batch, column))
+                # committed_at is wall-clock, for operators only; never event time.
+                conn.execute(
+                    "INSERT INTO ingest_batches (batch_id, kind, committed_at) VALUES (?, 'samples', ?)",
+                    (batch_id, time.time_ns()),
+                )
+            if new:
+                self._insert_rows(conn, new)
+        return done
+
+    def _insert_rows(
+        self, conn: sqlite3.Connection, batches: list[tuple[SampleBatch, npt.NDArray[np.int64]]]
+    ) -> None:
+        """Rows of ``batches`` (each with its tag column as store ids), in order, into
+        ``samples`` and the rollup, inside the caller's transaction; a (tag, ts) already stored
+        or repeated keeps its first write."""
+        parts = [b for b, _ in batches if len(b)]
+        if not parts:
+            return
+        tag = np.concatenate([c for b, c in batches if len(b)])
+        ts = np.concatenate([b.ts for b in parts]).astype(np.int64, copy=False)
+        value = np.concatenate([b.value for b in parts]).astype(np.float64, copy=False)
+        quality = np.concatenate([b.quality for b in parts])
+        quality = np.where(np.isnan(value), np.uint8(Quality.BAD), quality).astype(np.int64)
+        n = len(ts)
 
         # Sort by (tag, ts, arrival): groups tags for the rollup, puts index inserts in order and
         # makes in-batch duplicates adjacent with the first arrival first.
@@ -322,23 +368,13 @@ class SQLiteStore:
         if n > 1:
             keep[1:] = (tag[1:] != tag[:-1]) | (ts[1:] != ts[:-1])
 
-        with _transaction(conn):
-            if conn.execute("SELECT 1 FROM ingest_batches WHERE batch_id = ?", (batch_id,)).fetchone():
-                return False
-            if n:
-                _drop_stored(conn, tag, ts, keep)
-                tag, ts, value, quality = tag[keep], ts[keep], value[keep], quality[keep]
-                conn.executemany(
-                    _INSERT_SAMPLE,
-                    zip(ts.tolist(), tag.tolist(), value.tolist(), quality.tolist(), strict=True),
-                )
-                conn.executemany(_UPSERT_ROLLUP, _rollup_rows(tag, ts, value, quality))
-            # committed_at is wall-clock, for operators only; never event time.
-            conn.execute(
-                "INSERT INTO ingest_batches (batch_id, kind, committed_at) VALUES (?, 'samples', ?)",
-                (batch_id, time.time_ns()),
-            )
-        return True
+        _drop_stored(conn, tag, ts, keep)
+        tag, ts, value, quality = tag[keep], ts[keep], value[keep], quality[keep]
+        conn.executemany(
+            _INSERT_SAMPLE,
+            zip(ts.tolist(), tag.tolist(), value.tolist(), quality.tolist(), strict=True),
+        )
+        conn.executemany(_UPSERT_ROLLUP, _rollup_rows(tag, ts, value, quality))
 
     async def latest(self, tags: Sequence[str] | None = None) -> dict[str, Sample]:
         wanted = None if tags is None else list(tags)

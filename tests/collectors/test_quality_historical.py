@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from plantpulse.timefmt import NS_PER_MS, NS_PER_S
 
 pytestmark = pytest.mark.mqtt
 
-T0_MS = 1_767_225_600_000
+T0_MS = time.time_ns() // NS_PER_MS - 60_000  # a minute ago: well inside every source's accept window
 RULES = """\
 rules:
   - {id: hot, tag: "line1/*/temp", above: 80, severity: high, message: "hot {value:.0f}"}

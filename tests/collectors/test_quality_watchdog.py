@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,15 +63,16 @@ async def test_watchdog_marks_once_per_outage_and_rearms(sink: RecordingSink) ->
     runner = CollectorRunner(feeder, sink, stale_after=intervals, sleep=vt.sleep, wallclock=vt.wallclock)
     task = asyncio.create_task(runner.run())
     try:
-        feeder.batches.put_nowait([Sample(1, "line1/a/x", 1.0), Sample(1, "line1/b/y", 2.0)])
+        device = T0 - 60 * S  # a device clock a minute behind
+        feeder.batches.put_nowait([Sample(device, "line1/a/x", 1.0), Sample(device, "line1/b/y", 2.0)])
         await sink.wait_for(lambda s: len(s.markers) == 2)
         first = [(m.ts - T0, m.tag, m.quality) for m in sink.markers]
-        # arrival time (not the device's ts=1) + each tag's own interval; one marker each
+        # arrival time (not the device's) + each tag's own interval; one marker each
         assert first == [(2 * S, "line1/a/x", Quality.BAD), (5 * S, "line1/b/y", Quality.BAD)]
         assert all(math.isnan(m.value) for m in sink.markers)
         assert runner.status().stale == ("line1/a/x", "line1/b/y")
         back = vt.now
-        feeder.batches.put_nowait([Sample(2, "line1/a/x", 3.0)])  # a comes back: re-armed
+        feeder.batches.put_nowait([Sample(device + 1, "line1/a/x", 3.0)])  # a comes back: re-armed
         await sink.wait_for(lambda s: len(s.markers) == 3)
         assert (sink.markers[2].ts, sink.markers[2].tag) == (back + 2 * S, "line1/a/x")
     finally:
@@ -142,7 +144,7 @@ async def test_build_runner_wires_the_watchdog_and_historical(sink: RecordingSin
     )
     runner = build_runner(mqtt, sink)
     collector: Any = runner.collector
-    historical: Sequence[Sample] = [Sample(T0, "t/x", 1.0)]
+    historical: Sequence[Sample] = [Sample(time.time_ns(), "t/x", 1.0)]  # within accept.behind
     await collector._historical_sink(historical)  # the MQTT collector's historical= callback
     assert sink.historical == historical and sink.samples == []
     assert runner.status().historical == 1  # counted by the runner on the way

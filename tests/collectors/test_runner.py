@@ -112,7 +112,9 @@ async def test_recovery_logged_once_and_backoff_reset(
     good = [Sample(1, "line1/press/force", 1.0)]
     collector = ScriptedStream([unavailable(), unavailable(), good, unavailable(), good])
     sleep = RecordingSleep(10)
-    runner = CollectorRunner(collector, sink, backoff=Backoff(initial=1, jitter=0), sleep=sleep)
+    runner = CollectorRunner(
+        collector, sink, backoff=Backoff(initial=1, jitter=0), sleep=sleep, wallclock=lambda: 99
+    )
     caplog.set_level(logging.INFO, logger="plantpulse.collectors.runner")
     task = asyncio.create_task(runner.run())
     await sink.wait_for(lambda s: len(s.samples) == 2)
@@ -133,7 +135,7 @@ async def test_tag_errors_are_counted_not_fatal(sink: RecordingSink) -> None:
             sink.error(self.name, TagError(self.name, self.address, "tag x: node ns=2;s=x: BadNodeIdUnknown"))  # type: ignore[attr-defined]
             await super().run(sink)
 
-    runner = CollectorRunner(OneBadTag([[Sample(1, "a/b", 2.0)]]), sink)
+    runner = CollectorRunner(OneBadTag([[Sample(1, "a/b", 2.0)]]), sink, wallclock=lambda: 99)
     task = asyncio.create_task(runner.run())
     await sink.wait_for(lambda s: bool(s.samples))
     assert runner.status().errors == {"tag": 1} and runner.status().available

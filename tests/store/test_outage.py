@@ -92,7 +92,7 @@ async def test_stream_through_a_database_crash_is_stored_exactly_once(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     url = _fresh_db(cluster, "outage")
-    store = PostgresStore(url, StoreConfig(url=url, connect_timeout="2s"))
+    store = PostgresStore(url, StoreConfig(url=url, connect_timeout="2s", timescale={"mode": "off"}))
     writer = SpoolWriter(store, SpoolConfig(dir=tmp_path / "spool", fsync=False), backoff=(0.05, 0.5))
     await writer.start()
     reg = TagRegistry()
@@ -128,20 +128,22 @@ _KILLER = textwrap.dedent(
     import asyncio, os, sys
     sys.path.insert(0, sys.argv[3])
     from test_outage import _batch, _event
-    from plantpulse.config import SpoolConfig
+    from plantpulse.config import SpoolConfig, StoreConfig
     from plantpulse.samples import TagRegistry
     from plantpulse.store.postgres import PostgresStore
     from plantpulse.store.spool import SpoolWriter
 
-    def kill_after_third_commit(batch_id, seen=[]):
+    def kill_after_second_commit(batch_id, seen=[]):
         seen.append(batch_id)
-        if len(seen) == 3:
+        if len(seen) == 2:
             print(batch_id, flush=True)
-            os._exit(17)  # after COMMIT, before the spool marks the record done
+            os._exit(17)  # after COMMIT, before the spool marks the records done
 
     async def main():
-        w = SpoolWriter(PostgresStore(sys.argv[1]), SpoolConfig(dir=sys.argv[2], fsync=True),
-                        after_commit=kill_after_third_commit)
+        url = sys.argv[1]
+        store = PostgresStore(url, StoreConfig(url=url, timescale={"mode": "off"}))
+        cfg = SpoolConfig(dir=sys.argv[2], fsync=True)
+        w = SpoolWriter(store, cfg, after_commit=kill_after_second_commit)
         await w.start()
         reg = TagRegistry()
         for i in range(6):
@@ -178,14 +180,21 @@ async def test_kill_between_commit_and_spool_bookkeeping_is_still_exactly_once(
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM ingest_batches WHERE id = %s", (killed_batch,)).fetchone()
     assert row == (1,)  # committed before the kill, but the spool still lists it as pending
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM ingest_batches").fetchone()
+    assert row is not None
+    in_store = row[0]  # records of the two transactions (a backlog is committed several at once)
 
-    writer = SpoolWriter(PostgresStore(url), SpoolConfig(dir=spool))
+    writer = SpoolWriter(
+        PostgresStore(url, StoreConfig(url=url, timescale={"mode": "off"})), SpoolConfig(dir=spool)
+    )
     await writer.start()
-    assert writer.stats().pending_records == 7 - 2  # 6 batches + 1 alert record, 2 booked
+    pending = writer.stats().pending_records
+    assert pending >= 7 - in_store + 1  # 6 batches + 1 alert record; the killed transaction's are pending
     await asyncio.wait_for(writer.flush(), 30)
     st = writer.stats()
     await writer.stop()
-    assert st.skipped == 1 and st.committed == 4
+    assert st.skipped >= 1 and st.skipped + st.committed == pending  # the killed transaction's are skipped
     count, total, ts_sum, n_alerts, distinct, journal = _totals(url)
     want_count, want_total, want_ts = _expected(6)
     assert (count, ts_sum, n_alerts, distinct, journal) == (want_count, want_ts, 1, 1, 1)
