@@ -21,7 +21,8 @@ Choices, and why:
   read here (``mqtt_wire``): one ``recv`` of up to 256 KiB, PUBLISH packets parsed in place
   and decoded straight into columns (``mqtt_json``, ``columns``), every other packet handed to
   paho's handler. paho's own reader costs three ``recv`` calls and an ``MQTTMessage`` per
-  message, more than decoding the message does.
+  message, more than decoding the message does. Tools that only listen (``discover mqtt``)
+  take the messages undecoded through ``raw=`` and may ``publish`` on the same connection.
 * **Columns to the sink boundary, one put for what queued.** A burst becomes one
   ``SampleBatch`` (sorted by time, split live/historical per tag in numpy); bursts that queued
   while the previous ``put`` waited for its fsync are handed on together (up to ``_COALESCE``
@@ -98,6 +99,8 @@ __all__ = ["MalformedPayload", "MalformedTopic", "MqttCollector", "MqttStatus", 
 log = logging.getLogger(__name__)
 
 HistoricalSink = Callable[[Sequence[Sample]], Awaitable[None]]
+RawSink = Callable[[bytes, bytes, int], None]
+"""``(topic bytes, payload, receive time ns)``: messages taken undecoded (``MqttCollector(raw=)``)."""
 
 _TLS_REFUSAL = re.compile(
     r"\[SSL: (\w*ALERT_(?:CERTIFICATE\w*|UNKNOWN_CA|BAD_CERTIFICATE|ACCESS_DENIED)|\w*CERTIFICATE\w*)\]"
@@ -195,14 +198,18 @@ class MqttCollector:
         handoff: int = 64,
         keep_malformed: int = 5,
         historical: HistoricalSink | None = None,
+        raw: RawSink | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``raw``: every message goes there undecoded instead of into samples (tools that
+        listen, such as ``discover mqtt``); QoS 1 messages are still acknowledged."""
         self.source = source
         self.name = source.name
         self.address = source.address
         self._handoff = max(1, handoff)
         self._keep = max(1, keep_malformed)
         self._historical_sink = historical
+        self._raw = raw
         self._clock = clock
         self.tags = TagRegistry()
         """The collector's tag ids (its batches' ``tags``); a sink remaps them to its own."""
@@ -214,10 +221,6 @@ class MqttCollector:
         self._state_births = 0
         self._history = LiveSplit()
         self._reader = mqtt_wire.PacketReader(v5=source.protocol == "5")
-        # a subclass that takes messages in ``_on_message`` (discover's sniffer) gets them there
-        self._publish = (
-            self._receive if type(self)._on_message is MqttCollector._on_message else self._as_message
-        )
         # per connection
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -279,6 +282,14 @@ class MqttCollector:
         for s in src.subscriptions:
             seen[s.topic] = max(seen.get(s.topic, 0), src.qos if s.qos is None else s.qos)
         return list(seen.items())
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0) -> bool:
+        """Publish on the current connection (a tool's request, such as discover's Sparkplug
+        rebirth command); False when not connected."""
+        client = self._client
+        if client is None or not self._connected:
+            return False
+        return client.publish(topic, payload, qos=qos).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     # -- StreamingCollector -----------------------------------------------------------------------
 
@@ -542,20 +553,15 @@ class MqttCollector:
         self._now = self._clock()
         self._receive(raw_topic, bytes(msg.payload), msg.qos, msg.mid, int(msg.retain))
 
-    def _as_message(self, topic: bytes, payload: bytes, qos: int, mid: int, retain: int) -> None:
-        """The wire reader's PUBLISH as paho's ``MQTTMessage``, for a subclass overriding
-        ``_on_message`` (which then acknowledges what it takes, as with paho's own reader)."""
-        msg = mqtt.MQTTMessage(mid=mid, topic=topic)
-        msg.payload, msg.qos, msg.retain = payload, qos, bool(retain)
-        self._on_message(self._client, None, msg)  # type: ignore[arg-type]
-
     def _receive(self, topic: bytes, payload: bytes, qos: int, mid: int, retain: int) -> None:
-        """One PUBLISH (received at ``_now``): decoded into the pending columns, or counted as
-        malformed."""
+        """One PUBLISH (received at ``_now``): decoded into the pending columns (or handed to
+        ``raw``), or counted as malformed."""
         self._messages += 1
         received = self._now
         try:
-            if self._json is not None:
+            if self._raw is not None:
+                self._raw(topic, payload, received)
+            elif self._json is not None:
                 self._json.decode_into(self._pending, topic, payload, received)
             else:
                 self._sparkplug_message(topic, payload, received, retain)
@@ -647,7 +653,7 @@ class MqttCollector:
             read += len(data)
             self._now = self._clock()  # one receive time per read: these bytes arrived together
             try:
-                going = self._reader.feed(data, self._publish, self._paho_packet)
+                going = self._reader.feed(data, self._receive, self._paho_packet)
             except mqtt_wire.ProtocolError as e:
                 log.warning("%s: %s from the broker; reconnecting", self.name, e)
                 self._flush()

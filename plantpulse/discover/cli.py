@@ -273,14 +273,7 @@ async def _discover_mqtt(args: argparse.Namespace) -> tuple[list[str], str]:
     if not entries:
         raise _Refused(f"nothing to read on {args.topic!r}: {len(heard.counts)} topics, none with numbers")
     what = f"{sum(heard.counts.values())} messages on {len(heard.counts)} topics in {args.seconds:g}s"
-    header = _header(f"mqtt {args.topic}", what)
-    json_sources = [e for e in entries if e.get("format") != "sparkplug"]
-    if len(json_sources) > 1:
-        header.append(
-            f"Messages with several values: {len(json_sources)} sources, one per value (a subscription "
-            "reads one value per message today; docs/mqtt.md)."
-        )
-    return lines, render(entries, header)
+    return lines, render(entries, _header(f"mqtt {args.topic}", what))
 
 
 # -- modbus ---------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Choices, and why:
 
 * **The collector's own connection.** Sniffing reuses ``MqttCollector`` (paho on the event loop,
-  TLS, login, and the translation of refusals into our errors), overriding only what it does
-  with a message: keep it raw instead of decoding it. So discover connects, and fails, exactly
+  TLS, login, and the translation of refusals into our errors) with its ``raw`` hook: messages
+  are kept as they came instead of being decoded. So discover connects, and fails, exactly
   as the collector will, and its errors are the same one-liners. It subscribes at QoS 0 with a
   clean session under its own client id, leaving nothing behind at the broker.
 * **Sparkplug births.** Metric names travel in births only; with ``--rebirth`` an edge node
@@ -22,13 +22,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
 from plantpulse.collectors.mqtt import MqttCollector
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.mqtt_json import DecodeError
 from plantpulse.collectors.sparkplug import NAMESPACE, node_topic, parse_topic, rebirth_payload
-from plantpulse.discover.mqtt_infer import Inference, Message, subscription_sources
+from plantpulse.discover.mqtt_infer import Inference, Message, subscriptions
 from plantpulse.discover.table import columns
 from plantpulse.errors import SourceError, SourceUnavailable
 from plantpulse.samples import Sample
@@ -54,29 +52,28 @@ class Heard:
             self.messages.append(Message(topic, payload, received))
 
 
-class _Sniffer(MqttCollector):
-    """An MqttCollector that keeps every message raw instead of decoding it; with ``rebirth``,
-    a Sparkplug edge node heard without its birth is asked once for one (NCMD Rebirth), as
-    the collector itself would, so its metric names can be shown."""
+class _Sniffer:
+    """Keeps every message raw (the collector's ``raw`` hook: nothing is decoded); with
+    ``rebirth``, a Sparkplug edge node heard without its birth is asked once for one (NCMD
+    Rebirth), as the collector itself would, so its metric names can be shown."""
 
     def __init__(self, source: MqttSource, heard: Heard, *, rebirth: bool = False) -> None:
-        super().__init__(source)
+        self.collector = MqttCollector(source, raw=self._message)
         self.heard = heard
         self.rebirth = rebirth
         self._born: set[tuple[str, str]] = set()
         self._asked: set[tuple[str, str]] = set()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _message(self, raw_topic: bytes, payload: bytes, received: int) -> None:
         try:
-            topic = msg._topic.decode("utf-8")
+            topic = raw_topic.decode("utf-8")
         except UnicodeDecodeError:
             return
-        received = self._clock()
-        self.heard.add(topic, bytes(msg.payload), received)
+        self.heard.add(topic, payload, received)
         if self.rebirth and topic.startswith(NAMESPACE + "/"):
-            self._ask_for_birth(client, topic, received)
+            self._ask_for_birth(topic, received)
 
-    def _ask_for_birth(self, client: mqtt.Client, topic: str, received: int) -> None:
+    def _ask_for_birth(self, topic: str, received: int) -> None:
         try:
             t = parse_topic(topic)
         except DecodeError:
@@ -86,7 +83,9 @@ class _Sniffer(MqttCollector):
             self._born.add(node)
         elif t.type in ("NDATA", "DDATA", "DBIRTH") and node not in self._born | self._asked:
             self._asked.add(node)
-            client.publish(node_topic(t.group, "NCMD", t.node), rebirth_payload(received // 1_000_000), qos=0)
+            self.collector.publish(
+                node_topic(t.group, "NCMD", t.node), rebirth_payload(received // 1_000_000)
+            )
 
 
 class _Discard:
@@ -138,9 +137,9 @@ async def sniff(
     """Connect, subscribe, listen ``seconds`` once the broker acknowledged, disconnect.
     SourceError (one line) when the broker cannot be reached or refuses us."""
     heard = Heard(keep, max_topics)
-    sniffer = _Sniffer(source, heard, rebirth=rebirth)
-    task = asyncio.create_task(sniffer.run(_Discard()))
-    subscribed = asyncio.create_task(sniffer.subscribed.wait())
+    collector = _Sniffer(source, heard, rebirth=rebirth).collector
+    task = asyncio.create_task(collector.run(_Discard()))
+    subscribed = asyncio.create_task(collector.subscribed.wait())
     try:
         done, _ = await asyncio.wait(
             {task, subscribed}, timeout=2 * source.timeout / 1e9, return_when=asyncio.FIRST_COMPLETED
@@ -160,7 +159,7 @@ async def sniff(
         for t in (task, subscribed):
             t.cancel()
         await asyncio.gather(task, subscribed, return_exceptions=True)
-        await sniffer.close()
+        await collector.close()
     return heard
 
 
@@ -168,17 +167,11 @@ async def sniff(
 
 
 def source_entries(found: Inference, *, name: str, connection: dict[str, Any]) -> list[dict[str, Any]]:
-    """JSON sources (one per value of a multi-value message) and one Sparkplug source per group."""
+    """One JSON source (every subscription) and one Sparkplug source per group."""
     out: list[dict[str, Any]] = []
-    for k, subs in enumerate(subscription_sources(found)):
-        out.append(
-            {
-                "kind": "mqtt",
-                "name": name if k == 0 else f"{name}-{k + 1}",
-                **connection,
-                "subscriptions": subs,
-            }
-        )
+    subs = subscriptions(found)
+    if subs:
+        out.append({"kind": "mqtt", "name": name, **connection, "subscriptions": subs})
     many = len(found.sparkplug) > 1
     for g in found.sparkplug:
         out.append(
@@ -199,8 +192,11 @@ def table(found: Inference, counts: dict[str, int]) -> list[str]:
     for g in found.json:
         n = sum(counts.get(t, 0) for t in g.topics)
         first = True
-        for f in g.values:
-            tag = g.tag_for(f) if g.tag else "(per topic)"
+        base = g.tag or "(per topic)"  # "": one subscription per exact topic
+        if g.pattern is not None:
+            rows.append((", ".join(g.filters), str(n), g.pattern, "fields", "every number, boolean and null"))
+            first = False
+        for f, tag in zip(g.values, g.tags(base), strict=True):
             rows.append(
                 (
                     ", ".join(g.filters) if first else "",

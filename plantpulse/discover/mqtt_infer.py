@@ -12,9 +12,13 @@ depth and the same shape form a group: the levels that differ become ``+`` in th
 (``plant/line1/+/+`` -> ``line1/{2}/{3}``). A group whose filter would also catch another
 group's topics falls back to its exact topics.
 
-Today's schema decodes one value per message and subscription (the first subscription whose
-filter matches decodes the message), so a message with several values needs one source per
-value: value ``k`` of every group goes to source ``k`` (each source has its own connection).
+One subscription per group, all in one source: one value is ``tag`` + ``value``; several
+are ``fields`` sharing the timestamp and quality, with ``asset`` holding the topic levels (and
+the reading's name field) and each tag ``{asset}/<leaf>``. When the values are exactly every
+number, boolean and null of one nested object (the timestamp and quality aside) in every
+message, the group is that pattern (``$.d.*``): topics whose objects hold different keys then
+share it. Every subscription whose filter matches a topic decodes it, so a filter never
+catches a topic of another group (it falls back to the group's exact topics).
 
 Sparkplug B (``spBv1.0/...``). Messages go through the collector's own decoder, so the tags
 proposed are exactly those the collector will make (``{node}/{device}/{metric}``); one source
@@ -33,7 +37,7 @@ from typing import Any
 from plantpulse.collectors.mqtt_config import SparkplugOptions, parse_path
 from plantpulse.collectors.mqtt_json import DecodeError, topic_matches
 from plantpulse.collectors.sparkplug import NAMESPACE, SparkplugDecoder, parse_topic
-from plantpulse.discover.fragment import segment
+from plantpulse.discover.fragment import segment, unique
 from plantpulse.timefmt import parse_ts
 
 __all__ = [
@@ -43,7 +47,7 @@ __all__ = [
     "Message",
     "SparkplugGroup",
     "infer",
-    "subscription_sources",
+    "subscriptions",
 ]
 
 _YEAR_NS = 365 * 86_400 * 1_000_000_000
@@ -53,6 +57,7 @@ _QUALITY_KEYS = {"quality", "q", "qual", "qc"}
 _QUALITY_WORDS = {"good", "uncertain", "bad"}
 _NAME_KEYS = ("name", "signal", "tag", "id", "key", "metric", "channel", "point", "sensor", "variable")
 _KEY = re.compile(r"[A-Za-z_][\w-]*\Z")
+_RESERVED = {"asset", "field", "topic"}  # template names a payload key must be quoted as
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +91,32 @@ class JsonGroup:
     filters: list[str] = field(default_factory=list)
     tag: str = ""  # the template, before the per-value suffix ("": one per exact topic)
     skip: int = 0  # leading topic levels that are not part of tag names
+    pattern: str | None = None  # ``$.d.*``: the values are every number of that object
     notes: list[str] = field(default_factory=list)
 
-    def tag_for(self, value: Field) -> str:
-        """The tag template of one value: the base, ``/{name}`` for readings, ``/leaf`` if several."""
-        tag = self.tag
-        if self.name is not None:
-            tag += f"/{{{self.name.path}}}"
-        if len(self.values) > 1:
-            tag += "/" + _leaf(value.path)
-        return tag
+    @property
+    def single(self) -> bool:
+        """One value per reading: ``tag`` + ``value`` rather than ``fields``."""
+        return len(self.values) == 1 and self.pattern is None
+
+    def asset(self, base: str) -> str:
+        """The topic levels' template, with the reading's name field for arrays of readings."""
+        if self.name is None:
+            return base
+        key = self.name.path
+        return f"{base}/{{{key if key not in _RESERVED else json.dumps([key])}}}"
+
+    def leaves(self) -> list[str]:
+        """Each value's last tag segment: the key for a pattern (its ``{field}``), else the
+        path's steps joined (``$.press.bar`` -> ``press_bar``), made unique."""
+        if self.pattern is not None:
+            return [str(parse_path(v.path)[1][-1]) for v in self.values]
+        return unique([_leaf(v.path) for v in self.values])
+
+    def tags(self, base: str) -> list[str]:
+        """The tag template of each value: the asset, then ``/leaf`` when there are several."""
+        asset = self.asset(base)
+        return [asset] if self.single else [f"{asset}/{leaf}" for leaf in self.leaves()]
 
 
 @dataclass
@@ -134,52 +155,59 @@ def infer(messages: Sequence[Message], listened: str = "#") -> Inference:
     groups = [_group(items) for items in shapes.values()]
     for g in groups:
         g.messages = sum(len(by_topic[t]) for t in g.topics)
-    groups.sort(key=lambda g: (len(g.topics) > 1, g.topics[0]))  # exact topics before wildcards
+    groups.sort(key=lambda g: g.topics[0])
     universe = list(by_topic)
     fixed = 0
     for level in listened.split("/"):
         if level in ("+", "#"):
             break
         fixed += 1
-    for i, g in enumerate(groups):
-        _place(g, claimed_before=[t for h in groups[:i] for t in h.topics], universe=universe, skip=fixed)
+    for g in groups:
+        _place(g, universe=universe, skip=fixed)
     out.json = groups
     return out
 
 
-def subscription_sources(inference: Inference) -> list[list[dict[str, Any]]]:
-    """The ``subscriptions:`` of each JSON source: source ``k`` reads value ``k`` of every group."""
-    most = max((len(g.values) for g in inference.json), default=0)
-    sources: list[list[dict[str, Any]]] = []
-    for k in range(most):
-        subs: list[dict[str, Any]] = []
-        for g in inference.json:
-            if k >= len(g.values):
-                continue
-            value = g.values[k]
-            for topic_filter in g.filters:
-                sub: dict[str, Any] = {"topic": topic_filter, "tag": _tag_for(g, value, topic_filter)}
-                if g.array is not None:
-                    sub["array"] = g.array
-                sub["value"] = value.path
-                if g.timestamp is not None:
-                    sub["timestamp"] = g.timestamp.path
-                    if g.timestamp.format != "iso":
-                        sub["timestamp_format"] = g.timestamp.format
-                if g.quality is not None:
-                    sub["quality"] = g.quality.path
-                subs.append(sub)
-        sources.append(subs)
-    return sources
+def subscriptions(inference: Inference) -> list[dict[str, Any]]:
+    """The ``subscriptions:`` of the JSON source: one per group and filter."""
+    return [_subscription(g, f) for g in inference.json for f in g.filters]
 
 
-def _tag_for(g: JsonGroup, value: Field, topic_filter: str) -> str:
+def _subscription(g: JsonGroup, topic_filter: str) -> dict[str, Any]:
+    base = _base_template(g, topic_filter)
+    sub: dict[str, Any] = {"topic": topic_filter}
+    if g.single:
+        sub["tag"] = g.asset(base)
+        if g.array is not None:
+            sub["array"] = g.array
+        sub["value"] = g.values[0].path
+    else:
+        sub["asset"] = g.asset(base)
+        if g.array is not None:
+            sub["array"] = g.array
+        if g.pattern is not None:
+            sub["fields"] = g.pattern  # tag: "{asset}/{field}", the default
+        else:
+            leaves = g.leaves()
+            sub["fields"] = {
+                _relative(v.path): f"{{asset}}/{leaf}" for v, leaf in zip(g.values, leaves, strict=True)
+            }
+    if g.timestamp is not None:
+        sub["timestamp"] = g.timestamp.path
+        if g.timestamp.format != "iso":
+            sub["timestamp_format"] = g.timestamp.format
+    if g.quality is not None:
+        sub["quality"] = g.quality.path
+    return sub
+
+
+def _base_template(g: JsonGroup, topic_filter: str) -> str:
+    """The topic levels part of the group's tags (``line1/{2}``), or, for a group written as
+    exact topics, that topic's levels."""
     if g.tag:
-        return g.tag_for(value)
-    exact = JsonGroup([topic_filter], 0, g.values, name=g.name)
+        return g.tag
     levels = topic_filter.split("/")
-    exact.tag = "/".join(segment(level) for level in levels[min(g.skip, len(levels) - 1) :])
-    return exact.tag_for(value)
+    return "/".join(segment(level) for level in levels[min(g.skip, len(levels) - 1) :])
 
 
 # -- one message --------------------------------------------------------------------------------
@@ -197,8 +225,13 @@ class _Shape:
     name: str | None = None
     examples: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    pattern: str | None = None  # the values are exactly what this fields pattern takes
 
     def key(self) -> tuple[Any, ...]:
+        """What topics of one group share: a pattern (whatever keys its object holds), else
+        the very same values."""
+        if self.pattern is not None:
+            return ("pattern", self.pattern, self.timestamp, self.quality)
         return (self.values, self.timestamp, self.quality, self.array, self.name)
 
 
@@ -234,7 +267,35 @@ def _message_shape(m: Message) -> _Shape | str:
         return "no numeric field"
     lists = [_path(s, absolute=True) for s, v in leaves if isinstance(v, list)]
     notes = tuple(f"{p}: a list without readings (not read)" for p in lists)
-    return _Shape(tuple(values), frozenset(nulls), ts, quality, examples=tuple(examples), notes=notes)
+    own = {p for p in (ts[0] if ts else None, quality) if p is not None}
+    pattern = _pattern(root, [s for s, _ in leaves if _path(s, absolute=True) in {*values, *nulls}], own)
+    return _Shape(
+        tuple(values), frozenset(nulls), ts, quality, examples=tuple(examples), notes=notes, pattern=pattern
+    )
+
+
+def _pattern(root: dict[str, Any], value_steps: list[tuple[str, ...]], own: set[str]) -> str | None:
+    """``$.d.*`` when the values are the fields of one nested object and exactly what that
+    pattern takes there (every number, boolean and null but the subscription's own timestamp
+    and quality), under keys that are tag segments as they are (``{field}`` names the tag)."""
+    parents = {steps[:-1] for steps in value_steps}
+    if len(parents) != 1:
+        return None
+    parent = parents.pop()
+    if not parent:
+        return None  # a flat message: a mapping names its fields
+    obj: Any = root
+    for step in parent:
+        obj = obj[step]
+    takes = {
+        k
+        for k, v in obj.items()
+        if (v is None or isinstance(v, bool | int | float)) and _path((*parent, k), absolute=True) not in own
+    }
+    keys = {steps[-1] for steps in value_steps}
+    if takes != keys or any(segment(k) != k for k in keys):
+        return None
+    return _path(parent, absolute=True) + ".*"
 
 
 def _readings(
@@ -361,6 +422,13 @@ def _path(steps: tuple[str, ...], *, absolute: bool) -> str:
     return out or "$"
 
 
+def _relative(path: str) -> str:
+    """A field's path from the reading (``$.press.bar`` -> ``press.bar``): the message itself
+    unless ``array`` is set, so a ``fields`` key reads as the payload's own key."""
+    _, steps = parse_path(path)
+    return _path(tuple(str(s) for s in steps), absolute=False)
+
+
 def _leaf(path: str) -> str:
     """A value's path as one tag segment: ``$.press.bar`` -> ``press_bar``."""
     _, steps = parse_path(path)
@@ -388,6 +456,19 @@ def _topic_shape(msgs: Sequence[Message]) -> _Shape | str:
         return bad[0] if len(bad) == len(shapes) else f"{len(bad)} of {len(shapes)} messages: {bad[0]}"
     good = [s for s in shapes if isinstance(s, _Shape)]
     first = good[0]
+    notes = list(dict.fromkeys(n for s in good for n in s.notes))
+    if first.pattern is not None and all(s.key() == first.key() for s in good):
+        # a pattern takes whatever keys each message holds: none of them is missing
+        keys = dict.fromkeys(p for s in good for p in (*s.values, *sorted(s.nulls)))
+        return _Shape(
+            tuple(keys),
+            frozenset(),
+            first.timestamp,
+            first.quality,
+            examples=_examples(good),
+            notes=tuple(notes),
+            pattern=first.pattern,
+        )
     if any((s.array, s.name) != (first.array, first.name) for s in good):
         return "messages of different layouts"
     seen_values = {p for s in good for p in s.values}
@@ -396,7 +477,6 @@ def _topic_shape(msgs: Sequence[Message]) -> _Shape | str:
         for p in dict.fromkeys(v for s in good for v in s.values)
         if all(p in s.values or p in s.nulls for s in good)
     )
-    notes = list(dict.fromkeys(n for s in good for n in s.notes))
     for p in sorted(seen_values - set(values)):
         n = sum(p in s.values or p in s.nulls for s in good)
         notes.append(
@@ -406,51 +486,54 @@ def _topic_shape(msgs: Sequence[Message]) -> _Shape | str:
         return "no numeric field in every message"
     ts = first.timestamp if all(s.timestamp == first.timestamp for s in good) else None
     quality = first.quality if all(s.quality == first.quality for s in good) else None
-    examples = dict(first.examples)
-    for s in good[1:]:
+    return _Shape(values, frozenset(), ts, quality, first.array, first.name, _examples(good), tuple(notes))
+
+
+def _examples(shapes: Iterable[_Shape]) -> tuple[tuple[str, str], ...]:
+    """The first example of each path."""
+    examples: dict[str, str] = {}
+    for s in shapes:
         for p, e in s.examples:
             examples.setdefault(p, e)
-    return _Shape(
-        values, frozenset(), ts, quality, first.array, first.name, tuple(examples.items()), tuple(notes)
-    )
+    return tuple(examples.items())
 
 
 def _group(items: list[tuple[str, _Shape]]) -> JsonGroup:
     topics = [t for t, _ in items]
     shape = items[0][1]
-    examples = dict(shape.examples)
-    for _, s in items[1:]:
-        for p, e in s.examples:
-            examples.setdefault(p, e)
+    examples = dict(_examples(s for _, s in items))
     ts = shape.timestamp
+    values = list(dict.fromkeys(p for _, s in items for p in s.values))  # a pattern's keys differ by topic
     return JsonGroup(
         topics=topics,
         messages=0,
-        values=[Field(p, "value", example=examples.get(p, "")) for p in shape.values],
+        values=[Field(p, "value", example=examples.get(p, "null")) for p in values],
         timestamp=Field(ts[0], "timestamp", ts[1]) if ts else None,
         quality=Field(shape.quality, "quality") if shape.quality else None,
         array=shape.array,
         name=Field(shape.name, "name") if shape.name else None,
+        pattern=shape.pattern if len(values) > 1 else None,  # one key: a plain value
         notes=list(dict.fromkeys(n for _, s in items for n in s.notes)),
     )
 
 
-def _place(g: JsonGroup, *, claimed_before: list[str], universe: list[str], skip: int) -> None:
+def _place(g: JsonGroup, *, universe: list[str], skip: int) -> None:
     """The group's filter (``+`` where its topics differ) and tag template (the topic levels
     from ``skip`` on, at least the last); exact topics when the filter would also catch a topic
-    of another group not matched before it."""
+    heard outside the group (every matching subscription decodes a message: another group's
+    would reject it for the paths it lacks)."""
     levels = [t.split("/") for t in g.topics]
     depth = len(levels[0])
     g.skip = start = min(skip, depth - 1)
     varying = [i for i in range(depth) if len({lv[i] for lv in levels}) > 1]
     if varying:
         general = "/".join("+" if i in varying else level for i, level in enumerate(levels[0]))
-        mine = set(g.topics) | set(claimed_before)
+        mine = set(g.topics)
         split = general.split("/")
         if any(t not in mine and topic_matches(split, t.split("/")) for t in universe):
             g.filters = list(g.topics)
             g.notes.append(f"{general} would also catch other topics: one subscription per topic")
-            return  # tag "": one per exact topic (_tag_for)
+            return  # tag "": one per exact topic (_base_template)
         g.filters = [general]
     else:
         g.filters = list(g.topics)

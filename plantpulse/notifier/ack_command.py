@@ -61,7 +61,7 @@ def _via_api(api: ApiConfig, alert_id: str, by: str, comment: str | None, timeou
         return None  # 401 (another process on the port), 503: try the local way
     except (OSError, ValueError):
         return None
-    return Result(0, _line(a["id"], a.get("acked_by"), a.get("acked_at"), a["rule"], a["tag"]))
+    return Result(0, _line(a["id"], a.get("acked_by"), a.get("acked_at_ns"), a["rule"], a["tag"]))
 
 
 async def acknowledge(

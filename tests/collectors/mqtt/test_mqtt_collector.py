@@ -183,30 +183,22 @@ async def test_refused_credentials_are_an_authentication_error(tmp_path: Path, p
         await broker.stop()
 
 
-class _RawMessages(MqttCollector):
-    """Takes messages raw in ``_on_message``, as ``plantpulse discover mqtt``'s sniffer does."""
-
-    def __init__(self, source: MqttSource) -> None:
-        super().__init__(source)
-        self.raw: list[tuple[bytes, bytes]] = []
-        self.got = asyncio.Event()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.raw.append((msg._topic, bytes(msg.payload)))
-        self.got.set()
-
-
-async def test_a_subclass_overriding_on_message_still_receives_every_message(
-    mqtt_broker: tuple[str, int],
-) -> None:
-    """The wire reader bypasses paho's ``on_message``; a subclass that overrides it is served."""
+async def test_the_raw_hook_takes_every_message_undecoded(mqtt_broker: tuple[str, int]) -> None:
+    """``raw=`` (what ``plantpulse discover mqtt`` listens with) gets each message as it came."""
     host, port = mqtt_broker
     prefix = unique()
     source = MqttSource.model_validate(
         {"kind": "mqtt", "name": "raw", "host": host, "port": port, "client_id": unique("col"), "qos": 0,
          "persistent": False, "subscriptions": [{"topic": f"{prefix}/#", "tag": "{topic}"}]}
     )  # fmt: skip
-    collector = _RawMessages(source)
+    raw: list[tuple[bytes, bytes]] = []
+    got = asyncio.Event()
+
+    def take(topic: bytes, payload: bytes, received: int) -> None:
+        raw.append((topic, payload))
+        got.set()
+
+    collector = MqttCollector(source, raw=take)
     sink = RecordingSink()
     task = asyncio.create_task(collector.run(sink))
     try:
@@ -218,14 +210,14 @@ async def test_a_subclass_overriding_on_message_still_receives_every_message(
             for i in range(3):
                 pub.publish(f"{prefix}/t{i}", b"not json", qos=0)
             async with asyncio.timeout(10):
-                while len(collector.raw) < 3:
-                    collector.got.clear()
-                    await collector.got.wait()
+                while len(raw) < 3:
+                    got.clear()
+                    await got.wait()
         finally:
             pub.loop_stop()
             pub.disconnect()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert sorted(collector.raw) == [(f"{prefix}/t{i}".encode(), b"not json") for i in range(3)]
-    assert sink.samples == [] and sink.errors == []  # nothing decoded: the subclass took them
+    assert sorted(raw) == [(f"{prefix}/t{i}".encode(), b"not json") for i in range(3)]
+    assert sink.samples == [] and sink.errors == []  # nothing decoded: raw took them
