@@ -62,7 +62,7 @@ async def run_pipeline(
         for t in src.tags
     ]
     registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
-    board = BoardState(tags, plant.site.name)
+    board = BoardState.for_plant(plant, tags)
     notifying = await start_notifying(
         plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None
     )
