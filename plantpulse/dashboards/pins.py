@@ -111,11 +111,7 @@ class PinGuard:
 
     def wait(self, keys: tuple[str, ...], now: int) -> int:
         """ns until every key may try again (0: go ahead)."""
-        return (
-            max((k.locked_until - now for key in keys if (k := self._keys.get(key))), default=0)
-            if keys
-            else 0
-        )
+        return max([0, *(k.locked_until - now for key in keys if (k := self._keys.get(key)) is not None)])
 
     def failed(self, keys: tuple[str, ...], now: int) -> None:
         for key in keys:

@@ -14,7 +14,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from plantpulse.errors import Problem
 from plantpulse.people.schema import Language
@@ -86,13 +87,19 @@ class BoardsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _names(self) -> BoardsConfig:
+        errs: list[tuple[tuple[str | int, ...], str]] = []
         seen: set[str] = set()
-        for s in self.screens:
+        for i, s in enumerate(self.screens):
             if s.name in seen:
-                raise ValueError(f"screen name {s.name!r} is used twice")
+                errs.append((("screens", i, "name"), f"screen name {s.name!r} is used twice"))
             seen.add(s.name)
         if self.default is not None and self.default not in seen:
-            raise ValueError(f"default: no screen named {self.default!r}")
+            errs.append((("default",), f"no screen named {self.default!r}"))
+        if errs:
+            raise ValidationError.from_exception_data(
+                "BoardsConfig",
+                [InitErrorDetails(type=PydanticCustomError("name", m), loc=loc, input=None) for loc, m in errs],
+            )
         return self
 
     @property
