@@ -98,7 +98,7 @@ class BoardsConfig(StrictModel):
         if errs:
             raise ValidationError.from_exception_data(
                 "BoardsConfig",
-                [InitErrorDetails(type=PydanticCustomError("name", m), loc=loc, input=None) for loc, m in errs],
+                [InitErrorDetails(type=PydanticCustomError("name", m), loc=at, input=None) for at, m in errs],
             )
         return self
 
