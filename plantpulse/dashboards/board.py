@@ -103,7 +103,7 @@ class _Hub:
         self.updates: deque[_Update] = deque(maxlen=KEEP)
         self.seq = 0
         self.pages = 0
-        self._new = asyncio.Condition()
+        self._next = asyncio.Event()  # set (and replaced) at every update: no lock to hold
         self._task: asyncio.Task[None] | None = None
 
     def join(self) -> None:
@@ -114,29 +114,27 @@ class _Hub:
     def leave(self) -> None:
         self.pages -= 1
 
-    async def _publish(self, data: bytes, layout: bool = False) -> None:
-        async with self._new:
-            self.seq += 1
-            self.updates.append(_Update(self.seq, data, layout))
-            self._new.notify_all()
+    def _publish(self, data: bytes, layout: bool = False) -> None:
+        self.seq += 1
+        self.updates.append(_Update(self.seq, data, layout))
+        self.poke()
+
+    def poke(self) -> None:
+        """Wake every page waiting in ``after``."""
+        woken, self._next = self._next, asyncio.Event()
+        woken.set()
 
     async def after(self, seq: int, within: float) -> list[_Update] | None:
         """Updates after ``seq`` (waiting up to ``within`` s); None when there are none; an
         empty list when some were missed (the page needs a full frame)."""
-        async with self._new:
+        if self.seq <= seq and not self.board.closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._new.wait_for(lambda: self.seq > seq or self.board.closed), within
-                )
-            if self.seq <= seq or self.board.closed:
-                return None
-            if self.updates[0].seq > seq + 1:
-                return []
-            return [u for u in self.updates if u.seq > seq]
-
-    async def poke(self) -> None:
-        async with self._new:
-            self._new.notify_all()
+                await asyncio.wait_for(self._next.wait(), within)
+        if self.seq <= seq or self.board.closed:
+            return None
+        if self.updates[0].seq > seq + 1:
+            return []
+        return [u for u in self.updates if u.seq > seq]
 
     async def _run(self) -> None:
         state, screen = self.board.state, self.screen
@@ -153,7 +151,7 @@ class _Hub:
                 now = self.board.clock()
                 if screen.layout != layout:
                     layout, since = screen.layout, state.version
-                    await self._publish(b"", layout=True)
+                    self._publish(b"", layout=True)
                     continue
                 frame: dict[str, Any] = state.delta(screen, since, now)
                 since = state.version
@@ -168,7 +166,7 @@ class _Hub:
                     if sent.get(key) != text:
                         sent[key], frame[key] = text, value
                 if frame["values"] or frame.keys() & parts.keys():
-                    await self._publish(_encode("update", frame))
+                    self._publish(_encode("update", frame))
                 await asyncio.sleep(screen.config.refresh / NS_PER_S)  # the screen's cadence
         finally:
             stop()
@@ -217,7 +215,8 @@ class BoardServer:
     async def end_streams(self) -> None:
         """End every event stream (the server is stopping; pages reconnect to the next one)."""
         self.closed = True
-        await asyncio.gather(*(hub.poke() for hub in self.hubs.values()))
+        for hub in self.hubs.values():
+            hub.poke()
 
     # -- pages --------------------------------------------------------------------------------
 

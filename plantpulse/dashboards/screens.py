@@ -32,7 +32,7 @@ class ScreenConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", description="URL name: /board/<name>")
     title: str | None = Field(None, description="shown in the header; default: the name")
     language: Language | None = Field(None, description="zh or en; default: the team's language")
-    refresh: Duration = Field(500 * NS_PER_MS, description="at most one update this often (100ms..60s)")
+    refresh: Duration = Field(250 * NS_PER_MS, description="at most one update this often (100ms..60s)")
     assets: list[str] = Field(
         default_factory=list, description="asset paths or globs, each with its subtree; default: all"
     )
