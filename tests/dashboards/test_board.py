@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from starlette.applications import Starlette
 
 from plantpulse.alerts import Alert, AlertEvent
@@ -424,3 +425,11 @@ async def test_an_acknowledgement_made_elsewhere_reaches_the_screens(env: Env) -
                     if items and items[0]["acked_by"] == "李娜":
                         break
         await stream.aclose()
+
+
+def test_the_documented_boards_section_is_valid() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    section = doc.split("## Screens: `boards:` in `plant.yaml`", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    boards = BoardsConfig.model_validate(yaml.safe_load(example)["boards"])
+    assert boards.default_screen == "line1" and [s.acknowledge for s in boards.screens] == [True, False]
