@@ -61,7 +61,9 @@ def board(now: int) -> BoardState:
         values = []
         for n in names:
             sig = n.rpartition("/")[2]
-            base, noise = SIGNALS[sig][1:] if sig in SIGNALS else ((412.0, 3.0) if sig == "force" else (12.0, 0.2))
+            base, noise = (
+                SIGNALS[sig][1:] if sig in SIGNALS else ((412.0, 3.0) if sig == "force" else (12.0, 0.2))
+            )
             v = base + noise * rng.normal() + (0.5 * base / 100) * math.sin(k / 40)
             if n == "line1/weld02/current" and k < 80:
                 v += 9.2  # the fault the alarm is about
@@ -109,7 +111,7 @@ async def main(out: Path) -> None:
             print(out / f"{name}.png")
         await page.goto(f"{url}/board/line1")
         await page.wait_for_function("document.getElementById('conn').dataset.state === 'live'")
-        await page.locator("#alarm-list li.unack").nth(1).get_by_role("button", name="确认").click()
+        await page.locator("#alarm-list li.unack").first.get_by_role("button", name="确认").click()
         await page.fill("#act-pin", "1234")
         await page.fill("#act-comment", "更换导电嘴后电流恢复")
         await page.screenshot(path=str(out / "board-acknowledge.png"))
