@@ -48,7 +48,8 @@ def board(now: int) -> BoardState:
     units.update({n: "/min" for n in names if n.endswith("stroke_rate")})
     boards = BoardsConfig.model_validate(
         {"screens": [
-            {"name": "line1", "title": "一号焊装线", "language": "zh", "assets": ["line1"], "acknowledge": True},
+            {"name": "line1", "title": "一号焊装线", "language": "zh", "assets": ["line1"],
+             "acknowledge": True},
             {"name": "plant", "title": "Body shop", "language": "en"},
         ]}
     )  # fmt: skip
@@ -96,7 +97,6 @@ def board(now: int) -> BoardState:
 
 
 async def main(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     now = time.time_ns()
     server = BoardServer(board(now))
     async with serving(Starlette(routes=server.routes)) as port, chromium() as browser:
@@ -121,4 +121,6 @@ async def main(out: Path) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    asyncio.run(main(p.parse_args().out))
+    out = p.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(out))
