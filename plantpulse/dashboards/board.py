@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import html
 import json
 import logging
 import math
@@ -76,10 +77,6 @@ class AlertActions(Protocol):
 
 def _read(name: str) -> str:
     return files("plantpulse.dashboards").joinpath(name).read_text(encoding="utf-8")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def _encode(event: str, data: dict[str, Any]) -> bytes:
@@ -228,9 +225,9 @@ class BoardServer:
         )
         page = (
             self._page.replace("{{lang}}", "zh-CN" if lang == "zh" else "en")
-            .replace("{{title}}", _escape(title))
-            .replace("{{base}}", _escape(base))
-            .replace("{{static}}", _escape(static))
+            .replace("{{title}}", html.escape(title))
+            .replace("{{base}}", html.escape(base))
+            .replace("{{static}}", html.escape(static))
             .replace("{{build}}", self.build)
             .replace("{{stale_ms}}", str(cfg.stale_after // 1_000_000))
         )
@@ -243,7 +240,7 @@ class BoardServer:
     async def page(self, request: Request) -> Response:
         screen = self.state.screen(request.path_params["name"])
         if screen is None:
-            links = "".join(f'<li><a href="{_escape(n)}">{_escape(n)}</a></li>' for n in self.state.screens)
+            links = "".join(f'<li><a href="{n}">{n}</a></li>' for n in self.state.screens)  # [A-Za-z0-9_-]
             return HTMLResponse(
                 f"<!doctype html><meta charset=utf-8><p>No such screen.</p><ul>{links}</ul>", 404
             )
