@@ -25,7 +25,7 @@ from plantpulse.config import load_config
 from plantpulse.dashboards.board import BoardServer
 from plantpulse.dashboards.pins import PinGuard, hash_pin, pin_hash_problem, verify_pin
 from plantpulse.dashboards.screens import BoardsConfig, ScreenConfig
-from plantpulse.dashboards.state import POINTS, BoardState
+from plantpulse.dashboards.state import POINTS, BoardState, Screen
 from plantpulse.errors import ConfigError
 from plantpulse.httpserve import serving
 from plantpulse.kpi.calendar import Window
@@ -49,7 +49,7 @@ def cleared(ev: AlertEvent, at: int) -> AlertEvent:
     return AlertEvent("cleared", ev.rule, ev.tag, ev.severity, ev.raised_at, at, ev.value, ev.message)
 
 
-def screen_of(board: BoardState, name: str = "all"):  # type: ignore[no-untyped-def]
+def screen_of(board: BoardState, name: str = "all") -> Screen:
     s = board.screen(name)
     assert s is not None
     return s
