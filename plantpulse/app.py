@@ -86,7 +86,7 @@ async def run_pipeline(
         for src in plant.sources
         for t in src.tags
     ]
-    board = BoardState(tags, plant.site.name)
+    board = BoardState.for_plant(plant, tags)
     try:
         notifying = await start_notifying(plant, store, journal=writer, board=board if plant.api else None)
     except BaseException:  # e.g. an outbox that cannot be opened: leave the spool closed and clean

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "plantpulse.collectors.modbus_cli",  # modbus plan | probe
     "plantpulse.discover.cli",  # discover opcua | mqtt | modbus
     "plantpulse.dashboards.grafana.cli",  # dashboards generate | push
+    "plantpulse.dashboards.cli",  # board pin
     "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
     "plantpulse.alertcli",  # alerts list | show | export
 )

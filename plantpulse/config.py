@@ -25,6 +25,7 @@ from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.collectors.opcua_nodeid import NodeRef, parse_node_id
 from plantpulse.dashboards.grafana.config import GrafanaConfig
+from plantpulse.dashboards.screens import BoardsConfig, check_boards
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.notifier.links import env_secret_problem
 from plantpulse.people.schema import TeamConfig
@@ -215,6 +216,7 @@ class PlantConfig(StrictModel):
     team: TeamConfig = TeamConfig()  # people, roster, escalation (docs/people.md)
     api: ApiConfig | None = None  # acknowledge links and the HTTP API (plantpulse/api)
     grafana: GrafanaConfig | None = None  # dashboards generate | push (docs/dashboards.md)
+    boards: BoardsConfig | None = None  # the shop-floor board's screens (docs/dashboards.md)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:
@@ -292,10 +294,15 @@ def load_config(path: str | Path, *, need_sources: bool = False) -> LoadedConfig
         rule_ids = {r.id for r in load_rule_files(files)}
     except ConfigError as e:
         problems.extend(e.problems)
+    kpi_ids: set[str] | None = None
     try:
-        load_kpi_files(kpi_files, team=plant.team, rule_ids=rule_ids)
+        kpi_ids = {k.id for k in load_kpi_files(kpi_files, team=plant.team, rule_ids=rule_ids).kpis}
     except ConfigError as e:
         problems.extend(e.problems)
+    if plant.boards is not None:
+        names = [t.name for src in plant.sources for t in src.tags]
+        known = not any(isinstance(src, MqttSource) for src in plant.sources)  # MQTT discovers tags
+        problems.extend(check_boards(plant.boards, doc, names, kpi_ids, tags_known=known))
     if problems:
         raise ConfigError(problems)
     if need_sources and not plant.sources:  # last: what is written is fine, but nothing is collected

@@ -41,5 +41,10 @@ async def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIter
     try:
         yield port
     finally:
+        # uvicorn waits for every response to finish: long-lived ones (the board's event
+        # streams) are ended by the hook an app may leave in its state
+        end_streams = getattr(getattr(app, "state", None), "end_streams", None)
+        if callable(end_streams):
+            await end_streams()
         server.should_exit = True
         await task

@@ -156,7 +156,8 @@ class Api:
                 Route("/api/alerts/{id}/journal", self._authed(self.journal), methods=["GET"]),
                 Route("/api/alerts/{id}/ack", self._authed(self.ack), methods=["POST"]),
                 Route("/api/alerts/{id}/shelve", self._authed(self.shelve), methods=["POST"]),
-                *(board_routes(board) if board is not None else []),  # read-only: no token
+                # the board's pages need no token; acknowledging there needs a person's PIN
+                *(board_routes(board, self) if board is not None else []),
             ]
         )
 
@@ -262,6 +263,11 @@ class Api:
         comment = str(value)[:500] if value else None
         return comment, text_problem({"comment": comment})
 
+    async def acknowledge(self, alert_id: str, by: str, comment: str | None, source: str) -> Alert | None:
+        """The acknowledge path the API and the board share (links add their nonce)."""
+        alert = await self._acknowledge(alert_id, by, comment, source)
+        return None if alert == "used" else alert
+
     async def _acknowledge(
         self, alert_id: str, by: str, comment: str | None, source: str, nonce: str | None = None
     ) -> Alert | Literal["used"] | None:
@@ -351,23 +357,30 @@ class Api:
             duration = parse_duration(data["duration"])
         except (ValueError, TypeError) as e:
             return JSONResponse({"error": str(e)}, 400)
-        aid = request.path_params["id"]
+        alert, capped = await self.shelve_alert(
+            request.path_params["id"], str(data["by"]), str(data["reason"]), duration
+        )
+        if alert is None:
+            return JSONResponse({"error": "no such alert"}, 404)
+        return JSONResponse({**_alert_json(alert, self.clock.now()), "capped": capped})
+
+    async def shelve_alert(self, aid: str, by: str, reason: str, duration: int) -> tuple[Alert | None, bool]:
+        """Shelve for ``duration`` ns at most the cap (``max_shelve``, the alert's policy's):
+        (the alert, or None when unknown; whether the duration was capped). The API and the
+        board share it."""
         current = await self.store.alert(aid)
         if current is None:
-            return JSONResponse({"error": "no such alert"}, 404)
+            return None, False
         cap = self.max_shelve
         if self.team is not None and (policy := self.team.policy(current.notify)) is not None:
             cap = min(cap, policy.max_shelve)
         now = self.clock.now()
         until = now + min(duration, cap)
-        by, reason = str(data["by"]), str(data["reason"])
         if self.notifier is not None:
             alert = await self.notifier.shelve(aid, by, until, reason)
         else:
             alert = await self.store.shelve(aid, by, now, until, reason)
-        if alert is None:
-            return JSONResponse({"error": "no such alert"}, 404)
-        return JSONResponse({**_alert_json(alert, now), "capped": duration > cap})
+        return alert, duration > cap
 
 
 def create_app(store: Store, **kwargs: Any) -> Starlette:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from plantpulse.dashboards.pins import pin_hash_problem
 from plantpulse.notifier.links import secret_problem
 from plantpulse.schema import Duration, StrictModel
 
@@ -111,6 +112,16 @@ class Person(StrictModel):
         default_factory=dict, description="channel name (wecom, email, sms, ...) -> Apprise URL"
     )
     language: Language | None = Field(None, description="message language; default: the team's")
+    board_pin: SecretStr | None = Field(
+        None, description="hash of the PIN for acknowledging on the board (`plantpulse board pin`)"
+    )
+
+    @field_validator("board_pin")
+    @classmethod
+    def _pin_hash(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and (problem := pin_hash_problem(v.get_secret_value())) is not None:
+            raise ValueError(problem)
+        return v
 
     @field_validator("contacts")
     @classmethod

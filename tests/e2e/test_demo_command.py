@@ -60,11 +60,11 @@ async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: sig
         )
         assert any(f"live board on http://127.0.0.1:{board_port}/" in ln for ln in lines)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{board_port}") as client:
-            board = (await client.get("/board/state")).json()  # the alert stays active until 19 s
+            board = (await client.get("/board/all/state")).json()  # the alert stays active until 19 s
             page = await client.get("/")
-        assert [a["tag"] for a in board["active"]] == ["line1/weld02/current"]
-        assert {a["asset"] for a in board["assets"]} >= {"line1/weld01", "line1/weld02", "line1/weld03"}
-        assert "实时看板" in page.text
+        assert [a["tag"] for a in board["alerts"]["items"]] == ["line1/weld02/current"]
+        assert {asset for asset, _, _ in board["tags"]} >= {"line1/weld01", "line1/weld02", "line1/weld03"}
+        assert "demo welding shop" in page.text and 'data-base="board/all/"' in page.text
         proc.send_signal(sig)
         rest = await read_until(proc.stdout, r"^summary: ", 20)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
