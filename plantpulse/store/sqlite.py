@@ -100,6 +100,24 @@ MIGRATIONS: list[list[str]] = [
             UNIQUE (alert_id, at, action, actor)
         )""",
     ],
+    [  # rule and KPI changes through approval (docs/approvals.md): the tamper-evident change log
+        """CREATE TABLE change_log (
+            seq INTEGER PRIMARY KEY,
+            change INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX change_log_change ON change_log (change, seq)",
+        """CREATE TRIGGER change_log_no_update BEFORE UPDATE ON change_log
+           BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END""",
+        """CREATE TRIGGER change_log_no_delete BEFORE DELETE ON change_log
+           BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END""",
+        "ALTER TABLE alerts ADD COLUMN rule_version INTEGER",
+    ],
 ]
 
 _ALERT_COLUMNS = (
