@@ -48,6 +48,7 @@ class AlertEvent:
     notify: str | None = None
     window: int = 0  # the rule's ``for`` (ns): the span a message's trend summary covers
     trend: Trend | None = None  # raises only: the tag over ``window`` before ``raised_at``
+    rule_version: int | None = None  # raises only: the change that made the rule (approvals on)
 
     @property
     def alert_id(self) -> str:

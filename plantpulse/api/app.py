@@ -8,6 +8,7 @@
     GET  /api/alerts/{id}/journal     its journal, oldest first
     POST /api/alerts/{id}/ack         {"by", "comment"?}
     POST /api/alerts/{id}/shelve      {"by", "reason", "duration"} (capped by max_shelve)
+    ...                               ``routes``: more, e.g. rule approvals (plantpulse/approvals/api.py)
 
 The link is the credential of ``/ack``: anyone holding it may acknowledge as its person until
 it expires, once (the nonce is spent before the acknowledgement, so two taps cannot both
@@ -31,7 +32,7 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from plantpulse.alerts import Alert
 from plantpulse.dashboards.board import board_routes
@@ -107,6 +108,24 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def bearer(token: bytes) -> Callable[[Handler], Handler]:
+    """Wrap a handler so it answers 401 unless ``Authorization: Bearer <token>`` (constant time)."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            ok = hmac.compare_digest(given.strip().encode("utf-8"), token)
+            if scheme.lower() != "bearer" or not ok:
+                return JSONResponse(
+                    {"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Bearer realm="plantpulse"'}
+                )
+            return await handler(request)
+
+        return guarded
+
+    return wrap
+
+
 class Api:
     """Holds what the handlers need; ``app`` is the Starlette application."""
 
@@ -122,7 +141,9 @@ class Api:
         clock: Clock | None = None,
         max_shelve: int = 8 * 3600 * 10**9,
         board: BoardState | None = None,
+        routes: Callable[[Callable[[Handler], Handler]], Sequence[BaseRoute]] | None = None,
     ) -> None:
+        """``routes(authed)``: more routes, given the bearer-token guard of this API."""
         if len(token) < 16:
             raise ValueError("the API token must be at least 16 characters")
         self.store = store
@@ -144,22 +165,14 @@ class Api:
                 Route("/api/alerts/{id}/ack", self._authed(self.ack), methods=["POST"]),
                 Route("/api/alerts/{id}/shelve", self._authed(self.shelve), methods=["POST"]),
                 *(board_routes(board) if board is not None else []),  # read-only: no token
+                *(routes(self._authed) if routes is not None else []),
             ]
         )
 
     # -- auth ---------------------------------------------------------------------------------
 
     def _authed(self, handler: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            ok = hmac.compare_digest(given.strip().encode("utf-8"), self._token)
-            if scheme.lower() != "bearer" or not ok:
-                return JSONResponse(
-                    {"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Bearer realm="plantpulse"'}
-                )
-            return await handler(request)
-
-        return guarded
+        return bearer(self._token)(handler)
 
     # -- acknowledge links --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from plantpulse.approvals.changelog import ChangeLog, open_change_log
 from plantpulse.approvals.changes import History
 from plantpulse.approvals.holders import holders
 from plantpulse.approvals.log import Record, verify
-from plantpulse.approvals.render import change_lines, log_csv, log_html, log_rows
+from plantpulse.approvals.render import change_json, change_lines, log_csv, log_html, log_rows
 from plantpulse.approvals.service import Plant, Refused, adopt, decide, history, propose, read_witness
 from plantpulse.config import load_config
 from plantpulse.errors import StoreError
@@ -91,6 +91,18 @@ def _change(text: str) -> int:
     return n
 
 
+def source() -> str:
+    """Where a command-line request came from, for the log: ``cli USER@HOST``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"cli {user}@{socket.gethostname()}"
+
+
 def _fail(msg: str) -> SystemExit:
     return SystemExit(f"plantpulse: {msg}")
 
@@ -152,7 +164,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         try:
             c = await propose(
                 plant, log, store, paths, by=args.by, reason=args.reason, now=time.time_ns(),
-                days=args.days, emergency=args.emergency,
+                days=args.days, emergency=args.emergency, source=source(),
             )  # fmt: skip
         finally:
             await store.close()
@@ -168,7 +180,16 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     text = args.comment if approve else args.reason
 
     async def work(log: ChangeLog) -> History:
-        await decide(plant, log, args.change, by=args.by, approve=approve, text=text, now=time.time_ns())
+        await decide(
+            plant,
+            log,
+            args.change,
+            by=args.by,
+            approve=approve,
+            text=text,
+            now=time.time_ns(),
+            source=source(),
+        )
         return (await history(log))[0]
 
     h = _run(plant, work)
@@ -200,33 +221,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         _print_change(plant, h, c.id, diff=args.diff)
     return 0
-
-
-def change_json(h: History, c: Any) -> dict[str, Any]:
-    """A change as JSON (``show --format json`` and the HTTP API)."""
-    chain = c.chain
-    return {
-        "id": c.id,
-        "kind": c.kind,
-        "status": h.status(c),
-        "by": c.by,
-        "at": c.at,
-        "reason": c.reason,
-        "emergency": c.emergency,
-        "files": [{k: v for k, v in f.to_json().items()} for f in c.files],
-        "diffs": [d.to_json() for d in c.diffs],
-        "prediction": c.prediction,
-        "levels": list(chain.levels) if chain else [],
-        "waiting": chain.level if chain and chain.outcome == "pending" else None,
-        "approvals": [
-            {"level": s.level, "role": chain.role(s.level), "by": s.by, "at": s.at, "comment": s.comment}
-            for s in (chain.signatures if chain else ())
-        ],
-        "decided_by": chain.decided_by if chain else None,
-        "reason_rejected": chain.reason if chain and chain.outcome == "rejected" else None,
-        "activated_at": c.activated_at,
-        "applied": c.applied,
-    }
 
 
 def cmd_log(args: argparse.Namespace) -> int:

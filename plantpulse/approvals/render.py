@@ -18,7 +18,7 @@ from plantpulse.approvals.changes import Change, History
 from plantpulse.approvals.log import Finding, Record
 from plantpulse.timefmt import iso_ms
 
-__all__ = ["LogRow", "change_lines", "log_csv", "log_html", "log_rows", "status_line"]
+__all__ = ["LogRow", "change_json", "change_lines", "log_csv", "log_html", "log_rows", "status_line"]
 
 Clock = Callable[[int], str]
 """ns -> site-local text."""
@@ -87,6 +87,34 @@ def change_lines(
                 f"  level {s.level + 1} {c.chain.role(s.level)}: approved by {s.by} at {clock(s.at)}{note}"
             )
     return out
+
+
+def change_json(h: History, c: Change) -> dict[str, Any]:
+    """A change as JSON (``show --format json`` and the HTTP API)."""
+    chain = c.chain
+    signed = [] if chain is None else [
+        {"level": s.level, "role": chain.role(s.level), "by": s.by, "at": s.at, "comment": s.comment}
+        for s in chain.signatures
+    ]  # fmt: skip
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "status": h.status(c),
+        "by": c.by,
+        "at": c.at,
+        "reason": c.reason,
+        "emergency": c.emergency,
+        "files": [f.to_json() for f in c.files],
+        "diffs": [d.to_json() for d in c.diffs],
+        "prediction": c.prediction,
+        "levels": list(chain.levels) if chain else [],
+        "waiting": chain.level if chain and chain.outcome == "pending" else None,
+        "approvals": signed,
+        "decided_by": chain.decided_by if chain else None,
+        "reason_rejected": chain.reason if chain and chain.outcome == "rejected" else None,
+        "activated_at": c.activated_at,
+        "applied": c.applied,
+    }
 
 
 @dataclass(frozen=True, slots=True)

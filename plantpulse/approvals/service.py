@@ -204,6 +204,7 @@ async def propose(
     days: int | None = None,
     emergency: bool = False,
     texts: Mapping[str, str] | None = None,
+    source: str = "",
 ) -> Change:
     """Record a proposal of the files at ``paths`` as they are on disk (or ``texts``: name ->
     text, from the API) with its diffs and predicted load; an emergency goes live at once."""
@@ -253,6 +254,7 @@ async def propose(
         )  # fmt: skip
         cid = h.next_id
         detail = {
+            "source": source,
             "files": files,
             "reason": reason,
             "diffs": [d.to_json() for d in diffs],
@@ -335,7 +337,15 @@ async def _predict(
 
 
 async def decide(
-    plant: Plant, log_: ChangeLog, change: int, *, by: str, approve: bool, text: str | None, now: int
+    plant: Plant,
+    log_: ChangeLog,
+    change: int,
+    *,
+    by: str,
+    approve: bool,
+    text: str | None,
+    now: int,
+    source: str = "",
 ) -> Change:
     """Approve (``text``: an optional comment) or reject (``text``: the reason) ``change``."""
     plant.person(by)
@@ -362,7 +372,7 @@ async def decide(
         entries: list[Entry] = []
         for a in actions:
             if isinstance(a, ch.Accept):
-                detail = {"level": a.level, "role": a.role}
+                detail = {"level": a.level, "role": a.role, "source": source}
                 detail.update({"comment": text} if approve and text else {"reason": text} if text else {})
                 entries.append(Entry(change, now, "approved" if approve else "rejected", by, detail))
             elif isinstance(a, ch.Activate):
