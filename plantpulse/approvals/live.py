@@ -72,6 +72,8 @@ class LiveRules:
         self._next: RuleSet | None = None
         self._applied: list[tuple[RuleSet, Reloaded]] = []
         self.swaps = 0
+        self.on_change: Callable[[RuleSet], None] | None = None
+        """Called (in a thread) with each set that went live here: runtime caches it."""
 
     @classmethod
     async def start(
@@ -102,7 +104,8 @@ class LiveRules:
 
     async def poll(self) -> bool:
         """Read the log if it moved; True when a new set waits for the next boundary."""
-        await self._record_applied()
+        await self.log.open()  # no-op when open; opens it late when the database was down at start
+        await self.flush()
         head = await self.log.head()
         if head == self._seen:
             return self._next is not None
@@ -136,15 +139,23 @@ class LiveRules:
         )  # fmt: skip
         return r
 
+    def swap(self, engine: Engine) -> tuple[Engine, list[AlertEvent]] | None:
+        """``at_boundary`` in the shape ``stream.pipeline.Rules`` asks for."""
+        r = self.at_boundary(engine)
+        return None if r is None else (r.engine, r.closed)
+
     def stamp(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
         """Raise events with the version of the rule that raised them."""
         v = self.ruleset.versions
         return [replace(e, rule_version=v.get(e.rule)) if e.kind == "raised" else e for e in events]
 
-    async def _record_applied(self) -> None:
+    async def flush(self) -> None:
+        """Record the switches made since the last call (``applied``) and cache the live set."""
         done, self._applied = self._applied, []
         if not done:
             return
+        if self.on_change is not None:
+            await asyncio.to_thread(self.on_change, done[-1][0])
         entries = [
             Entry(
                 rs.change or 0, self.clock(), "applied", "pipeline", {"process": self.process, **r.summary()}

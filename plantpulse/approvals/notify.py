@@ -166,6 +166,7 @@ class ApprovalNotifier:
 
     async def step(self) -> int:
         """Send and record what is due now; returns how many notifications went out."""
+        await self.log.open()  # no-op when open; opens it late when the database was down at start
         h = fold(await self.log.records())
         now = self.clock.now()
         entries: list[Entry] = []

@@ -53,6 +53,7 @@ class RuleSet:
     condition: dict[str, str] = field(default_factory=dict)  # id -> the same without presentation keys
     versions: dict[str, int] = field(default_factory=dict)  # id -> the change that made it (approvals)
     change: int | None = None  # the change that made the set what it is (None: files on disk)
+    texts: dict[str, str] = field(default_factory=dict)  # file -> text the set was compiled from
 
     @classmethod
     def from_texts(
@@ -66,6 +67,7 @@ class RuleSet:
             condition={r.id: fingerprint(written.get(r.id, {}), condition=True) for r in rules},
             versions=dict(versions or {}),
             change=change,
+            texts=dict(texts),
         )
 
     @property
