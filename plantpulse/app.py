@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.collectors.registry import build_runner
-from plantpulse.config import PlantConfig
+from plantpulse.config import LoadedConfig, PlantConfig
 from plantpulse.dashboards.state import BoardState
 from plantpulse.notifier.runtime import start_notifying
 from plantpulse.rules.engine import Engine
@@ -46,12 +46,24 @@ async def run_pipeline(
     on_alert: Callable[[AlertEvent], None] | None = None,
     on_batch: Callable[[SampleBatch, list[AlertEvent]], None] | None = None,
     started: asyncio.Event | None = None,
+    loaded: LoadedConfig | None = None,
 ) -> RunResult:
     """Run until ``stop`` is set, ``duration`` seconds pass, or SIGINT/SIGTERM arrives.
 
     Everything goes to the store through the durable spool, so the pipeline starts and keeps
-    evaluating and notifying while the store is down, and replays when it comes back."""
+    evaluating and notifying while the store is down, and replays when it comes back. With
+    ``approvals:`` on (``loaded`` given), the approved versions from the change log run instead
+    of ``rules`` and newly approved ones take over between two batches (docs/approvals.md)."""
     stop = stop or asyncio.Event()
+    approvals = None
+    if plant.approvals is not None:
+        if loaded is None:
+            raise ValueError("approvals are on: run_pipeline needs the LoadedConfig")
+        from plantpulse.approvals.runtime import start_approvals
+
+        page = (plant.api.public_url or f"http://{plant.api.listen}") if plant.api else None
+        approvals = await start_approvals(loaded, stop=stop, page_url=page)
+        rules = approvals.live.rules
     tags = TagRegistry(t.name for src in plant.sources for t in src.tags)
     store = open_store(plant.store)
     writer = SpoolWriter(store, plant.store.spool_config)
@@ -63,9 +75,15 @@ async def run_pipeline(
     ]
     registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
     board = BoardState(tags, plant.site.name)
-    notifying = await start_notifying(
-        plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None
+    routes = (
+        approvals.routes(plant.api.token.get_secret_value().encode(), store)
+        if approvals and plant.api
+        else None
     )
+    notifying = await start_notifying(
+        plant, store, ready=lambda: writer.wait_until(available=True), board=board if plant.api else None,
+        routes=routes,
+    )  # fmt: skip
 
     def observe(batch: SampleBatch, events: list[AlertEvent]) -> None:
         board.observe(batch, events)
@@ -81,6 +99,7 @@ async def run_pipeline(
         on_shift=notifying.on_shift,
         on_alert=on_alert,
         on_batch=observe if plant.api else on_batch,
+        rules=approvals.live if approvals is not None else None,
     )
     runners = [build_runner(src, pipeline.sink) for src in plant.sources]
 
@@ -113,6 +132,8 @@ async def run_pipeline(
         stop.set()
         await processing
         await notifying.stop()
+        if approvals is not None:
+            await approvals.close()
         registering.cancel()
         await writer.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):

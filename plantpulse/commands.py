@@ -80,7 +80,9 @@ def _run(args: argparse.Namespace) -> int:
 
     loaded = load_config(args.config)
     rules = load_rule_files(loaded.rule_files)
-    result = asyncio.run(run_pipeline(loaded.plant, rules, duration=args.duration, on_alert=_print_alert))
+    result = asyncio.run(
+        run_pipeline(loaded.plant, rules, duration=args.duration, on_alert=_print_alert, loaded=loaded)
+    )
     _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)
     return 0
 

@@ -18,8 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from plantpulse.alerts import AlertEvent
-from plantpulse.api.app import Api
+from plantpulse.api.app import Api, Handler
 from plantpulse.api.config import ApiConfig
 from plantpulse.config import PlantConfig
 from plantpulse.dashboards.state import BoardState
@@ -100,6 +102,7 @@ async def start_notifying(
     clock: Clock | None = None,
     ready: Callable[[], Awaitable[None]] | None = None,
     board: BoardState | None = None,
+    routes: Callable[[Callable[[Handler], Handler]], Sequence[BaseRoute]] | None = None,
     **notifier_options: Any,
 ) -> Notifying:
     """Build and start the notifiers and the API the config asks for. With ``ready`` (a coroutine
@@ -140,7 +143,7 @@ async def start_notifying(
         out.api = Api(
             store, token=api.token.get_secret_value(), secret=secret, outbox=out.outbox,
             notifier=out.escalation, team=team if has_team(plant) else None, clock=clock,
-            max_shelve=api.max_shelve, board=board,
+            max_shelve=api.max_shelve, board=board, routes=routes,
         )  # fmt: skip
         await out._serving.enter_async_context(serving(out.api.app, api.host, api.port))
         log.info("board, API and acknowledge links on http://%s", api.listen)

@@ -47,6 +47,17 @@ OnShift = Callable[[str, int], dict[str, list[str]]]
 """(asset, raised_at ns) -> role -> names on shift; the roster's resolution."""
 
 
+class Rules(Protocol):
+    """Approved rule versions (``plantpulse.approvals.live.LiveRules``, docs/approvals.md)."""
+
+    def swap(self, engine: Engine) -> tuple[Engine, list[AlertEvent]] | None:
+        """Between two batches: the engine of a newly approved version and the clears of the
+        alerts the switch closes, or None."""
+
+    def stamp(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """The events with the version of the rule that raised them."""
+
+
 @dataclass
 class PipelineStats:
     """Read-only counters for status pages and the demo summary."""
@@ -76,8 +87,10 @@ class Pipeline:
         on_shift: OnShift | None = None,
         on_alert: Callable[[AlertEvent], None] | None = None,
         on_batch: Callable[[SampleBatch, list[AlertEvent]], None] | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.config = config or StreamConfig()
+        self.rules = rules
         self.engine = engine
         self.tags = tags
         self.writer = writer
@@ -106,18 +119,23 @@ class Pipeline:
         """One micro-batch: evaluate, advance by heartbeats, hand alerts and samples on.
 
         Historical samples (older by nature) are evaluated first; what they raise or clear is
-        stored and journaled but not pushed: people were told live, or it is long over."""
+        stored and journaled but not pushed: people were told live, or it is long over. A newly
+        approved rule version takes over here, before the batch (docs/approvals.md)."""
         started = time.perf_counter()
+        closed: list[AlertEvent] = []
+        if self.rules is not None and (swapped := self.rules.swap(self.engine)) is not None:
+            self.engine, closed = swapped
         if historical:
             past = self.engine.process(SampleBatch.from_samples(self.tags, historical))
             if past:
-                await self._emit(past, started, push=False)
+                await self._emit(self._stamped(past), started, push=False)
             self.stats.historical += len(historical)
         batch = SampleBatch.from_samples(self.tags, samples)
         events = self.engine.process(batch) if len(batch) else []
         hb = self.sink.heartbeat_watermark
         if hb is not None and (self.engine.watermark is None or hb > self.engine.watermark):
             events.extend(self.engine.advance(hb))
+        events = closed + self._stamped(events)
         if events:
             await self._emit(events, started)
         if historical or markers:
@@ -138,6 +156,9 @@ class Pipeline:
             self.stats.bad_samples += int(np.count_nonzero(batch.quality == Quality.BAD))
             await self.writer.write_samples(batch)
         return events
+
+    def _stamped(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        return self.rules.stamp(events) if self.rules is not None and events else events
 
     async def _emit(self, events: list[AlertEvent], started: float, *, push: bool = True) -> None:
         on_shift: dict[str, dict[str, list[str]]] = {}
