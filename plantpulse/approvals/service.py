@@ -33,7 +33,9 @@ from plantpulse.approvals.predict import alarm_settings, predict
 from plantpulse.approvals.ruleset import compile_rules
 from plantpulse.config import LoadedConfig
 from plantpulse.errors import ConfigError, PlantPulseError
+from plantpulse.kpi.model import KpiSet
 from plantpulse.people.schema import TeamConfig
+from plantpulse.rules.model import Rule
 from plantpulse.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -278,22 +280,50 @@ async def propose(
 
 
 def _check_kpis(plant: Plant, texts: Mapping[str, str], rule_ids: set[str]) -> None:
-    """Validate proposed KPI texts as files (the KPI loader reads paths), problems named by file."""
+    kpis = {n: t for n, t in texts.items() if plant.files[n][0] == "kpis"}
+    if kpis:
+        load_kpi_texts(kpis, team=plant.team, rule_ids=rule_ids)
+
+
+def load_kpi_texts(texts: Mapping[str, str], *, team: TeamConfig, rule_ids: set[str] | None) -> KpiSet:
+    """KPI files from their texts (the KPI loader reads paths), problems named by file."""
     from plantpulse.kpi.loader import load_kpi_files
 
-    kpis = {n: t for n, t in texts.items() if plant.files[n][0] == "kpis"}
-    if not kpis:
-        return
     with tempfile.TemporaryDirectory(prefix="plantpulse-kpis-") as tmp:
         names: dict[str, str] = {}
-        for i, (name, text) in enumerate(kpis.items()):
+        for i, (name, text) in enumerate(texts.items()):
             p = Path(tmp) / f"{i}.yaml"
             p.write_text(text, encoding="utf-8")
             names[str(p)] = name
         try:
-            load_kpi_files(list(names), team=plant.team, rule_ids=rule_ids)
+            kset = load_kpi_files(list(names), team=team, rule_ids=rule_ids)
         except ConfigError as e:
             raise ConfigError([replace(p, file=names.get(p.file, p.file)) for p in e.problems]) from None
+    return replace(kset, files=tuple(names.values()))
+
+
+def approved(loaded: LoadedConfig) -> tuple[list[Rule], KpiSet]:
+    """The approved rules and KPIs of a plant with approvals on (what ``kpi report|alarms|trace``
+    evaluate), read from the change log; the files on disk are adopted first if it has none."""
+    import asyncio
+    import time
+
+    from plantpulse.approvals.changelog import open_change_log
+
+    plant = Plant.of(loaded)
+
+    async def read() -> History:
+        log_ = open_change_log(loaded.plant.store)
+        await log_.open()
+        try:
+            return await adopt(plant, log_, now=time.time_ns())
+        finally:
+            await log_.close()
+
+    h = asyncio.run(read())
+    rules = compile_rules(h.versions("rules"))
+    kset = load_kpi_texts(h.versions("kpis"), team=plant.team, rule_ids={r.id for r in rules})
+    return rules, kset
 
 
 async def _predict(

@@ -216,3 +216,22 @@ def test_a_deleted_newest_row_is_found_against_the_witness(
     capsys.readouterr()
     assert main(["rules", "log", *c, "--verify"]) == 1
     assert "record 3: deleted: the log ends at record 2, but record 3 (" in capsys.readouterr().err
+
+
+def test_kpi_commands_evaluate_the_approved_versions(tmp_path: Path, store_config: StoreConfig) -> None:
+    from plantpulse.approvals.service import approved
+    from plantpulse.config import load_config
+
+    plant = make_plant(tmp_path, store_config)
+    c = ["-c", str(plant)]
+    kpis = tmp_path / "kpis" / "alarms.yaml"
+    rules, kset = approved(load_config(plant))  # adopts the files on disk
+    assert [k.id for k in kset.kpis] == ["weld-alerts"] and kset.alarms.flood == 10
+    edit(kpis, "  interval: 10m", "  interval: 10m\n  flood: 5")
+    rules, kset = approved(load_config(plant))
+    assert kset.alarms.flood == 10 and kset.files == ("kpis/alarms.yaml",), "an edit on disk is not approved"
+    assert main(["rules", "propose", str(kpis), *c, "--by", "吴芳", "--reason", "EEMUA"]) == 0
+    for who in ("陈工", "郑浩"):
+        assert main(["rules", "approve", "2", *c, "--by", who]) == 0
+    assert approved(load_config(plant))[1].alarms.flood == 5
+    assert [r.id for r in rules] == ["weld-current", "weld-temp"]
