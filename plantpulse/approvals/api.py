@@ -40,6 +40,7 @@ from plantpulse.approvals.changes import Change, History
 from plantpulse.approvals.holders import holders
 from plantpulse.approvals.log import verify
 from plantpulse.approvals.render import (
+    change_brief,
     change_json,
     change_lines,
     html_page,
@@ -128,7 +129,7 @@ class ApprovalsApi:
     async def list_json(self, request: Request) -> Response:
         h, _ = await history(self.log)
         return JSONResponse(
-            {"changes": [_brief(h, c) for c in sorted(h.changes.values(), key=lambda c: -c.id)]}
+            {"changes": [change_brief(h, c) for c in sorted(h.changes.values(), key=lambda c: -c.id)]}
         )
 
     async def change_json(self, request: Request) -> Response:
@@ -303,17 +304,3 @@ class ApprovalsApi:
             return Response(log_csv(rows, self._clock_text()), media_type="text/csv; charset=utf-8")
         findings = verify(records, read_witness(self.plant.witness_file))
         return HTMLResponse(self._log_page(rows, findings, records))
-
-
-def _brief(h: History, c: Change) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "kind": c.kind,
-        "status": h.status(c),
-        "by": c.by,
-        "at": c.at,
-        "reason": c.reason,
-        "emergency": c.emergency,
-        "files": [v.file for v in c.files],
-        "waiting": c.chain.where() if c.chain is not None and c.chain.outcome == "pending" else None,
-    }

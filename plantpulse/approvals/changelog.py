@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from plantpulse.approvals.log import Entry, Record
+from plantpulse.approvals.log import Entry, Record, seal
 from plantpulse.errors import StoreError
 
 if TYPE_CHECKING:
     from plantpulse.config import StoreConfig
 
-__all__ = ["ChangeLog", "Conflict", "open_change_log"]
+__all__ = ["ChangeLog", "Conflict", "open_change_log", "seal_after"]
 
 
 class Conflict(StoreError):
@@ -65,5 +65,14 @@ def open_change_log(store: StoreConfig | str) -> ChangeLog:
     raise ValueError(f"no change log for store URL scheme {scheme!r}")
 
 
-def head_of(records: Sequence[Record]) -> int:
-    return records[-1].seq if records else 0
+def seal_after(last: Record | None, head: int, entries: Sequence[Entry]) -> list[Record]:
+    """What a backend inserts: ``entries`` sealed after ``last`` (the log's last record, read
+    under its write lock), provided that is still record ``head``; else ``Conflict``."""
+    seq = 0 if last is None else last.seq
+    if seq != head:
+        raise Conflict(f"the change log moved on (record {seq}, not {head})")
+    out: list[Record] = []
+    for e in entries:
+        last = seal(last, e)
+        out.append(last)
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import astuple
 from typing import Any
 
 import psycopg
@@ -17,8 +18,8 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from plantpulse.approvals.changelog import Conflict
-from plantpulse.approvals.log import Entry, Record, seal
+from plantpulse.approvals.changelog import seal_after
+from plantpulse.approvals.log import Entry, Record
 from plantpulse.config import StoreConfig
 from plantpulse.errors import StoreError
 from plantpulse.store.postgres import PostgresStore, _expand_env, _host_port, _store_error, open_pool
@@ -76,26 +77,12 @@ class PostgresChangeLog:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             cur = await conn.execute(f"SELECT {_COLUMNS} FROM change_log ORDER BY seq DESC LIMIT 1")
             row = await cur.fetchone()
-            last = None if row is None else _record(row)
-            if (0 if last is None else last.seq) != head:
-                raise Conflict(f"the change log moved on (record {last.seq if last else 0}, not {head})")
-            out: list[Record] = []
-            for e in entries:
-                last = seal(last, e)
-                await conn.execute(
+            out = seal_after(None if row is None else _record(row), head, entries)
+            async with conn.cursor() as c:
+                await c.executemany(
                     f"INSERT INTO change_log ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        last.seq,
-                        last.change,
-                        last.at,
-                        last.action,
-                        last.actor,
-                        last.detail,
-                        last.prev,
-                        last.hash,
-                    ),
+                    [astuple(r) for r in out],
                 )
-                out.append(last)
             return out
 
     async def records(self, after: int = 0) -> list[Record]:

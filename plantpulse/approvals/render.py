@@ -18,7 +18,16 @@ from plantpulse.approvals.changes import Change, History
 from plantpulse.approvals.log import Finding, Record
 from plantpulse.timefmt import iso_ms
 
-__all__ = ["LogRow", "change_json", "change_lines", "log_csv", "log_html", "log_rows", "status_line"]
+__all__ = [
+    "LogRow",
+    "change_brief",
+    "change_json",
+    "change_lines",
+    "log_csv",
+    "log_html",
+    "log_rows",
+    "status_line",
+]
 
 Clock = Callable[[int], str]
 """ns -> site-local text."""
@@ -89,13 +98,9 @@ def change_lines(
     return out
 
 
-def change_json(h: History, c: Change) -> dict[str, Any]:
-    """A change as JSON (``show --format json`` and the HTTP API)."""
+def change_brief(h: History, c: Change) -> dict[str, Any]:
+    """A change in a list: who, when, which files, where it stands."""
     chain = c.chain
-    signed = [] if chain is None else [
-        {"level": s.level, "role": chain.role(s.level), "by": s.by, "at": s.at, "comment": s.comment}
-        for s in chain.signatures
-    ]  # fmt: skip
     return {
         "id": c.id,
         "kind": c.kind,
@@ -104,11 +109,24 @@ def change_json(h: History, c: Change) -> dict[str, Any]:
         "at": c.at,
         "reason": c.reason,
         "emergency": c.emergency,
+        "files": [v.file for v in c.files],
+        "waiting": chain.level if chain is not None and chain.outcome == "pending" else None,
+    }
+
+
+def change_json(h: History, c: Change) -> dict[str, Any]:
+    """A change as JSON (``show --format json`` and the HTTP API)."""
+    chain = c.chain
+    signed = [] if chain is None else [
+        {"level": s.level, "role": chain.role(s.level), "by": s.by, "at": s.at, "comment": s.comment}
+        for s in chain.signatures
+    ]  # fmt: skip
+    return {
+        **change_brief(h, c),
         "files": [f.to_json() for f in c.files],
         "diffs": [d.to_json() for d in c.diffs],
         "prediction": c.prediction,
         "levels": list(chain.levels) if chain else [],
-        "waiting": chain.level if chain and chain.outcome == "pending" else None,
         "approvals": signed,
         "decided_by": chain.decided_by if chain else None,
         "reason_rejected": chain.reason if chain and chain.outcome == "rejected" else None,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import astuple
 from typing import TypeVar
 
-from plantpulse.approvals.changelog import Conflict
-from plantpulse.approvals.log import Entry, Record, seal
+from plantpulse.approvals.changelog import seal_after
+from plantpulse.approvals.log import Entry, Record
 from plantpulse.errors import StoreError
 from plantpulse.store.sqlite import _migrate, _transaction, _translate, parse_sqlite_url
 from plantpulse.store.sqlite_thread import SQLiteThread
@@ -53,18 +54,9 @@ class SQLiteChangeLog:
         def work(conn: sqlite3.Connection) -> list[Record]:
             with _transaction(conn):
                 row = conn.execute(f"SELECT {_COLUMNS} FROM change_log ORDER BY seq DESC LIMIT 1").fetchone()
-                last = None if row is None else _record(row)
-                if (0 if last is None else last.seq) != head:
-                    raise Conflict(f"the change log moved on (record {last.seq if last else 0}, not {head})")
-                out: list[Record] = []
-                for e in entries:
-                    last = seal(last, e)
-                    conn.execute(
-                        f"INSERT INTO change_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (last.seq, last.change, last.at, last.action, last.actor, last.detail, last.prev,
-                         last.hash),
-                    )  # fmt: skip
-                    out.append(last)
+                out = seal_after(None if row is None else _record(row), head, entries)
+                conn.executemany(f"INSERT INTO change_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 [astuple(r) for r in out])  # fmt: skip
                 return out
 
         return await self._run(work, "append to change_log")

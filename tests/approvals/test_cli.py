@@ -13,6 +13,29 @@ from plantpulse.config import StoreConfig
 from tests.approvals.helpers import edit, make_plant
 
 
+def adopted(root: Path, store: StoreConfig, capsys: pytest.CaptureFixture[str]) -> tuple[Path, list[str]]:
+    """The plant, ``-c plant.yaml``, and its files on disk adopted as the baseline (change #1)."""
+    plant = make_plant(root, store)
+    assert main(["rules", "log", "-c", str(plant)]) == 0
+    capsys.readouterr()
+    return plant, ["-c", str(plant)]
+
+
+def tamper(store: StoreConfig, statement: str) -> None:
+    """What someone with database access does: lift the append-only triggers, then write."""
+    if store.url.startswith("sqlite"):
+        db = sqlite3.connect(store.url.removeprefix("sqlite:///"))
+        db.execute("DROP TRIGGER change_log_no_update")
+        db.execute("DROP TRIGGER change_log_no_delete")
+        db.execute(statement)
+        db.commit()
+        db.close()
+    else:
+        with psycopg.connect(store.url, autocommit=True) as pg:
+            pg.execute("ALTER TABLE change_log DISABLE TRIGGER change_log_append_only")
+            pg.execute(statement)
+
+
 def run(*args: str) -> str:
     """Run a command that must be refused; return its one-line message."""
     with pytest.raises(SystemExit) as e:
@@ -25,10 +48,7 @@ def run(*args: str) -> str:
 def test_a_change_through_three_levels(
     tmp_path: Path, store_config: StoreConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plant = make_plant(tmp_path, store_config)
-    c = ["-c", str(plant)]
-    assert main(["rules", "log", *c]) == 0  # approvals on: the files on disk become the baseline
-    capsys.readouterr()
+    _plant, c = adopted(tmp_path, store_config, capsys)
     rules = tmp_path / "rules" / "weld.yaml"
     edit(rules, "limit: 5}", "limit: 8}")
     assert main(["rules", "propose", str(rules), *c, "--by", "吴芳", "--reason", "误报太多"]) == 0
@@ -77,10 +97,7 @@ def test_a_change_through_three_levels(
 def test_reject_and_stale_changes(
     tmp_path: Path, store_config: StoreConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plant = make_plant(tmp_path, store_config)
-    c = ["-c", str(plant)]
-    assert main(["rules", "log", *c]) == 0  # approvals on: the files on disk become the baseline
-    capsys.readouterr()
+    _plant, c = adopted(tmp_path, store_config, capsys)
     rules = tmp_path / "rules" / "weld.yaml"
     edit(rules, "limit: 5}", "limit: 8}")
     main(["rules", "propose", str(rules), *c, "--by", "吴芳", "--reason", "a"])
@@ -107,10 +124,7 @@ def test_reject_and_stale_changes(
 def test_proposals_are_checked_before_anything_is_recorded(
     tmp_path: Path, store_config: StoreConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plant = make_plant(tmp_path, store_config)
-    c = ["-c", str(plant)]
-    assert main(["rules", "log", *c]) == 0  # approvals on: the files on disk become the baseline
-    capsys.readouterr()
+    plant, c = adopted(tmp_path, store_config, capsys)
     rules = tmp_path / "rules" / "weld.yaml"
     other = tmp_path / "other.yaml"
     other.write_text("rules: []\n", encoding="utf-8")
@@ -140,10 +154,7 @@ def test_proposals_are_checked_before_anything_is_recorded(
 def test_an_emergency_disables_a_rule_at_once_and_is_reviewed_after(
     tmp_path: Path, store_config: StoreConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plant = make_plant(tmp_path, store_config)
-    c = ["-c", str(plant)]
-    assert main(["rules", "log", *c]) == 0  # approvals on: the files on disk become the baseline
-    capsys.readouterr()
+    _plant, c = adopted(tmp_path, store_config, capsys)
     rules = tmp_path / "rules" / "weld.yaml"
     text = rules.read_text(encoding="utf-8")
     rules.write_text(text[: text.index("  - id: weld-temp")], encoding="utf-8")
@@ -158,28 +169,14 @@ def test_an_emergency_disables_a_rule_at_once_and_is_reviewed_after(
 def test_an_edited_log_row_fails_verify_and_is_named(
     tmp_path: Path, store_config: StoreConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plant = make_plant(tmp_path, store_config)
-    c = ["-c", str(plant)]
-    assert main(["rules", "log", *c]) == 0  # approvals on: the files on disk become the baseline
-    capsys.readouterr()
+    _plant, c = adopted(tmp_path, store_config, capsys)
     rules = tmp_path / "rules" / "weld.yaml"
     edit(rules, "limit: 5}", "limit: 8}")
     main(["rules", "propose", str(rules), *c, "--by", "吴芳", "--reason", "x"])
     main(["rules", "approve", "2", *c, "--by", "陈工"])
     assert main(["rules", "log", *c, "--verify"]) == 0
     capsys.readouterr()
-    # someone with database access rewrites who approved (the append-only trigger must go first)
-    forge = "UPDATE change_log SET actor = '李娜' WHERE seq = 3"
-    if store_config.url.startswith("sqlite"):
-        db = sqlite3.connect(store_config.url.removeprefix("sqlite:///"))
-        db.execute("DROP TRIGGER change_log_no_update")
-        db.execute(forge)
-        db.commit()
-        db.close()
-    else:
-        with psycopg.connect(store_config.url, autocommit=True) as pg:
-            pg.execute("ALTER TABLE change_log DISABLE TRIGGER change_log_append_only")
-            pg.execute(forge)
+    tamper(store_config, "UPDATE change_log SET actor = '李娜' WHERE seq = 3")  # who approved, rewritten
     assert main(["rules", "log", *c, "--verify"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
@@ -194,25 +191,12 @@ def test_an_edited_log_row_fails_verify_and_is_named(
 def test_a_deleted_newest_row_is_found_against_the_witness(
     tmp_path: Path, store_config: StoreConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plant = make_plant(tmp_path, store_config)
-    c = ["-c", str(plant)]
-    assert main(["rules", "log", *c]) == 0  # approvals on: the files on disk become the baseline
-    capsys.readouterr()
+    _plant, c = adopted(tmp_path, store_config, capsys)
     rules = tmp_path / "rules" / "weld.yaml"
     edit(rules, "limit: 5}", "limit: 8}")
     main(["rules", "propose", str(rules), *c, "--by", "吴芳", "--reason", "x"])
     main(["rules", "approve", "2", *c, "--by", "陈工"])
-    delete = "DELETE FROM change_log WHERE seq = 3"
-    if store_config.url.startswith("sqlite"):
-        db = sqlite3.connect(store_config.url.removeprefix("sqlite:///"))
-        db.execute("DROP TRIGGER change_log_no_delete")
-        db.execute(delete)
-        db.commit()
-        db.close()
-    else:
-        with psycopg.connect(store_config.url, autocommit=True) as pg:
-            pg.execute("ALTER TABLE change_log DISABLE TRIGGER change_log_append_only")
-            pg.execute(delete)
+    tamper(store_config, "DELETE FROM change_log WHERE seq = 3")
     capsys.readouterr()
     assert main(["rules", "log", *c, "--verify"]) == 1
     assert "record 3: deleted: the log ends at record 2, but record 3 (" in capsys.readouterr().err

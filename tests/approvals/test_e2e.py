@@ -7,6 +7,7 @@ unchanged rule across the switch fires on time. Alerts record the version that r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,65 +37,81 @@ async def store(store_config: StoreConfig) -> AsyncIterator[Store]:
     await s.close()
 
 
-def at(t: float, tag: str, value: float) -> Sample:
-    return Sample(T0 + int(t * S), tag, value)
+@dataclass
+class Running:
+    plant: Plant
+    live: LiveRules
+    writer: SpoolWriter
+    pipeline: Pipeline
 
 
-async def test_propose_approve_three_levels_and_the_running_pipeline_switches(
+@pytest.fixture
+async def running(
     tmp_path: Path, store_config: StoreConfig, change_log: ChangeLog, store: Store
-) -> None:
+) -> AsyncIterator[Running]:
+    """The pipeline with approvals on: the baseline's rules, the spool, the store."""
     plant = Plant.of(load_config(make_plant(tmp_path, store_config)))
     live = await LiveRules.start(plant, change_log, now=T0)
     writer = SpoolWriter(store, SpoolConfig(dir=tmp_path / "spool"), open_store=False)
     await writer.start()
     tags = TagRegistry()
-    p = Pipeline(Engine(live.rules, tags), tags, writer, rules=live)
     try:
-        # before: 6 A off the setpoint is a fault (limit 5 for 3 s)
-        await p.step([at(0, SP, 200.0), at(0, CUR, 206.0), at(0, TEMP, 60.0)])
-        raised = await p.step([at(3, CUR, 206.0)])
-        assert [(e.kind, e.rule, e.raised_at - T0, e.rule_version) for e in raised] == [
-            ("raised", "weld-current", 3 * S, 1)
-        ]
-        await p.step([at(4, CUR, 200.0), at(4, TEMP, 90.0)])  # cleared; the temperature pends until 14 s
-
-        # the change: limit 5 -> 8, through three levels
-        rules = tmp_path / "rules" / "weld.yaml"
-        edit(rules, "limit: 5}", "limit: 8}")
-        c = await propose(plant, change_log, store, [rules], by="吴芳", reason="误报太多", now=T0 + 5 * S)
-        refusals = [
-            (
-                "王强",
-                "王强 is not a quality_engineer: level 1 of 3 (quality_engineer) of change #2 needs one",
-            ),
-            ("吴芳", "吴芳 proposed change #2 and cannot approve it"),
-            ("郑浩", "out of order: change #2 waits for level 1 of 3 (quality_engineer) before level 3 of 3"),
-        ]
-        for who, why in refusals:
-            with pytest.raises(Refused) as e:
-                await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0 + 5 * S)
-            assert str(e.value).startswith(why)
-        for who in ("陈工", "李娜"):
-            await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0 + 5 * S)
-            assert await live.poll() is False
-        await decide(plant, change_log, c.id, by="郑浩", approve=True, text=None, now=T0 + 5 * S)
-        assert await live.poll() is True  # what live.run does every approvals.poll
-
-        # the very next batch is judged by the new limit: 6 A off is no fault any more
-        assert await p.step([at(5, CUR, 206.0), at(5, TEMP, 90.0)]) == []
-        assert await p.step([at(8, CUR, 206.0)]) == []  # would have raised at 8 s under the old limit
-        assert await p.step([at(9, CUR, 210.0)]) == []
-        raised = await p.step([at(12, CUR, 210.0)])
-        assert [(e.rule, e.raised_at - T0, e.rule_version) for e in raised] == [("weld-current", 12 * S, 2)]
-        # the unchanged rule's window, pending since 4 s across the switch, fires at exactly 14 s
-        p.sink.heartbeat("src", T0 + 13 * S)
-        assert await p.step([]) == []
-        p.sink.heartbeat("src", T0 + 15 * S)
-        raised = await p.step([])
-        assert [(e.rule, e.raised_at - T0, e.rule_version) for e in raised] == [("weld-temp", 14 * S, 1)]
-        await writer.flush()
+        yield Running(plant, live, writer, Pipeline(Engine(live.rules, tags), tags, writer, rules=live))
     finally:
         await writer.stop()
+
+
+def at(t: float, tag: str, value: float) -> Sample:
+    return Sample(T0 + int(t * S), tag, value)
+
+
+async def test_propose_approve_three_levels_and_the_running_pipeline_switches(
+    tmp_path: Path, change_log: ChangeLog, store: Store, running: Running
+) -> None:
+    plant, live, p = running.plant, running.live, running.pipeline
+    # before: 6 A off the setpoint is a fault (limit 5 for 3 s)
+    await p.step([at(0, SP, 200.0), at(0, CUR, 206.0), at(0, TEMP, 60.0)])
+    raised = await p.step([at(3, CUR, 206.0)])
+    assert [(e.kind, e.rule, e.raised_at - T0, e.rule_version) for e in raised] == [
+        ("raised", "weld-current", 3 * S, 1)
+    ]
+    await p.step([at(4, CUR, 200.0), at(4, TEMP, 90.0)])  # cleared; the temperature pends until 14 s
+
+    # the change: limit 5 -> 8, through three levels
+    rules = tmp_path / "rules" / "weld.yaml"
+    edit(rules, "limit: 5}", "limit: 8}")
+    c = await propose(plant, change_log, store, [rules], by="吴芳", reason="误报太多", now=T0 + 5 * S)
+    refusals = [
+        (
+            "王强",
+            "王强 is not a quality_engineer: level 1 of 3 (quality_engineer) of change #2 needs one",
+        ),
+        ("吴芳", "吴芳 proposed change #2 and cannot approve it"),
+        ("郑浩", "out of order: change #2 waits for level 1 of 3 (quality_engineer) before level 3 of 3"),
+    ]
+    for who, why in refusals:
+        with pytest.raises(Refused) as e:
+            await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0 + 5 * S)
+        assert str(e.value).startswith(why)
+    for who in ("陈工", "李娜"):
+        await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0 + 5 * S)
+        assert await live.poll() is False
+    await decide(plant, change_log, c.id, by="郑浩", approve=True, text=None, now=T0 + 5 * S)
+    assert await live.poll() is True  # what live.run does every approvals.poll
+
+    # the very next batch is judged by the new limit: 6 A off is no fault any more
+    assert await p.step([at(5, CUR, 206.0), at(5, TEMP, 90.0)]) == []
+    assert await p.step([at(8, CUR, 206.0)]) == []  # would have raised at 8 s under the old limit
+    assert await p.step([at(9, CUR, 210.0)]) == []
+    raised = await p.step([at(12, CUR, 210.0)])
+    assert [(e.rule, e.raised_at - T0, e.rule_version) for e in raised] == [("weld-current", 12 * S, 2)]
+    # the unchanged rule's window, pending since 4 s across the switch, fires at exactly 14 s
+    p.sink.heartbeat("src", T0 + 13 * S)
+    assert await p.step([]) == []
+    p.sink.heartbeat("src", T0 + 15 * S)
+    raised = await p.step([])
+    assert [(e.rule, e.raised_at - T0, e.rule_version) for e in raised] == [("weld-temp", 14 * S, 1)]
+    await running.writer.flush()
     stored = sorted((a.rule, (a.raised_at - T0) // S, a.rule_version) for a in await store.alerts())
     assert stored == [("weld-current", 3, 1), ("weld-current", 12, 2), ("weld-temp", 14, 1)]
     await live.poll()
@@ -103,28 +120,20 @@ async def test_propose_approve_three_levels_and_the_running_pipeline_switches(
 
 
 async def test_an_active_alert_of_a_changed_rule_is_closed_at_the_switch(
-    tmp_path: Path, store_config: StoreConfig, change_log: ChangeLog, store: Store
+    tmp_path: Path, change_log: ChangeLog, store: Store, running: Running
 ) -> None:
-    plant = Plant.of(load_config(make_plant(tmp_path, store_config)))
-    live = await LiveRules.start(plant, change_log, now=T0)
-    writer = SpoolWriter(store, SpoolConfig(dir=tmp_path / "spool"), open_store=False)
-    await writer.start()
-    tags = TagRegistry()
-    p = Pipeline(Engine(live.rules, tags), tags, writer, rules=live)
-    try:
-        await p.step([at(0, SP, 200.0), at(0, CUR, 206.0)])
-        assert len(await p.step([at(3, CUR, 206.0)])) == 1
-        rules = tmp_path / "rules" / "weld.yaml"
-        edit(rules, "limit: 5}", "limit: 8}")
-        c = await propose(plant, change_log, store, [rules], by="吴芳", reason="x", now=T0)
-        for who in ("陈工", "李娜", "郑浩"):
-            await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0)
-        await live.poll()
-        events = await p.step([at(4, CUR, 206.0)])
-        assert [(e.kind, e.rule, e.at - T0) for e in events] == [("cleared", "weld-current", 3 * S)]
-        await writer.flush()
-    finally:
-        await writer.stop()
+    plant, live, p = running.plant, running.live, running.pipeline
+    await p.step([at(0, SP, 200.0), at(0, CUR, 206.0)])
+    assert len(await p.step([at(3, CUR, 206.0)])) == 1
+    rules = tmp_path / "rules" / "weld.yaml"
+    edit(rules, "limit: 5}", "limit: 8}")
+    c = await propose(plant, change_log, store, [rules], by="吴芳", reason="x", now=T0)
+    for who in ("陈工", "李娜", "郑浩"):
+        await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0)
+    await live.poll()
+    events = await p.step([at(4, CUR, 206.0)])
+    assert [(e.kind, e.rule, e.at - T0) for e in events] == [("cleared", "weld-current", 3 * S)]
+    await running.writer.flush()
     (alert,) = await store.alerts()
     assert (alert.cleared_at, alert.rule_version) == (T0 + 3 * S, 1)
     journal = [e.action for e in await store.journal(alert.id)]
