@@ -102,13 +102,8 @@ async def test_ack_through_the_api_is_journaled_with_who_where_and_comment(env: 
     ack = [e for e in r.json()["journal"] if e["action"] == "acknowledged"]
     detail = {"comment": "已停机", "source": "api from 10.1.2.3"}
     assert ack == [
-        {
-            "alert_id": env.alert_id,
-            "at": T0 + 10 * S,
-            "action": "acknowledged",
-            "actor": "赵敏",
-            "detail": detail,
-        }
+        {"alert_id": env.alert_id, "at": T0 + 10 * S, "action": "acknowledged", "actor": "赵敏",
+         "detail": detail}
     ]
     empty = await env.client.post(f"/api/alerts/{env.alert_id}/ack", headers=AUTH, json={})
     assert empty.status_code == 400

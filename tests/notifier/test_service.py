@@ -95,12 +95,8 @@ async def test_failed_delivery_escalates_at_once_with_a_record_per_attempt(tmp_p
     async with PushReceiver() as rx:
         plant = team_plant(rx.url)
         people = dict(plant.team.people)
-        dead = people["张伟"].model_copy(
-            update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/a")}}
-        )
-        lead = people["李娜"].model_copy(
-            update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/b")}}
-        )
+        dead = people["张伟"].model_copy(update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/a")}})
+        lead = people["李娜"].model_copy(update={"contacts": {"wecom": SecretStr(f"json://127.0.0.1:{port}/b")}})
         team = plant.team.model_copy(update={"people": {**people, "张伟": dead, "李娜": lead}})
         plant = plant.model_copy(update={"team": team})
         clock = ManualClock(T0)
