@@ -84,6 +84,8 @@ async def test_a_change_approved_over_http_is_taken_by_the_running_pipeline(
                 await asyncio.wait_for(closed.wait(), 30)  # taken at a batch boundary: the alert is closed
                 page = await client.get("/approvals/2")
                 assert "live: approved by 陈工, 李娜, 郑浩" in page.text
+                r = await client.get("/api/alerts")
+                assert [(a["rule"], a["rule_version"]) for a in r.json()["alerts"]] == [("weld-current", 1)]
         except BaseException:
             stop.set()
             raise
