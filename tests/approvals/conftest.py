@@ -1,4 +1,5 @@
-"""Fixtures of the approvals tests: a fresh database on each backend (SQLite file, PostgreSQL)."""
+"""Fixtures of the approvals tests: a fresh database on each backend (SQLite file, PostgreSQL),
+its change log and its store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from plantpulse.approvals.changelog import ChangeLog, open_change_log
 from plantpulse.config import StoreConfig, TimescaleConfig
+from plantpulse.store import Store, open_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -35,3 +37,11 @@ async def change_log(store_config: StoreConfig) -> AsyncIterator[ChangeLog]:
         yield log
     finally:
         await log.close()
+
+
+@pytest.fixture
+async def store(store_config: StoreConfig) -> AsyncIterator[Store]:
+    s = open_store(store_config)
+    await s.open()
+    yield s
+    await s.close()

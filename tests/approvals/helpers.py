@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from plantpulse.alerts import AlertEvent
 from plantpulse.config import StoreConfig
+from plantpulse.samples import Sample
+from plantpulse.stream.pipeline import Pipeline
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01 00:00 UTC
 S = 10**9
+CUR, SP, TEMP = "line1/weld01/current", "line1/weld01/current_sp", "line1/weld01/temp"
 
 RULES = """\
 rules:
@@ -89,3 +93,18 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def at(t: float, tag: str, value: float) -> Sample:
+    return Sample(T0 + int(t * S), tag, value)
+
+
+async def step(
+    p: Pipeline, samples: list[Sample] | None = None, *, beat: float | None = None
+) -> list[AlertEvent]:
+    """One micro-batch: these samples (or a heartbeat at ``beat`` s) through the spool and the engine."""
+    if samples:
+        await p.sink.put(samples)
+    if beat is not None:
+        p.sink.heartbeat("src", T0 + int(beat * S))
+    return await p.step()

@@ -12,30 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from plantpulse.alerts import AlertEvent
 from plantpulse.approvals.changelog import ChangeLog
 from plantpulse.approvals.live import LiveRules
 from plantpulse.approvals.service import Plant, Refused, decide, propose
 from plantpulse.config import SpoolConfig, StoreConfig, load_config
 from plantpulse.rules.engine import Engine
-from plantpulse.samples import Sample, TagRegistry
-from plantpulse.store import Store, open_store
+from plantpulse.samples import TagRegistry
+from plantpulse.store import Store
 from plantpulse.store.spool import SpoolWriter
 from plantpulse.stream.pipeline import Pipeline
-from tests.approvals.helpers import T0, edit, make_plant
-
-S = 10**9
-CUR, SP, TEMP = "line1/weld01/current", "line1/weld01/current_sp", "line1/weld01/temp"
+from tests.approvals.helpers import CUR, SP, T0, TEMP, S, at, edit, make_plant, step
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def store(store_config: StoreConfig) -> AsyncIterator[Store]:
-    s = open_store(store_config)
-    await s.open()
-    yield s
-    await s.close()
 
 
 @dataclass
@@ -60,21 +48,6 @@ async def running(
         yield Running(plant, live, writer, Pipeline(Engine(live.rules, tags), tags, writer, rules=live))
     finally:
         await writer.stop()
-
-
-def at(t: float, tag: str, value: float) -> Sample:
-    return Sample(T0 + int(t * S), tag, value)
-
-
-async def step(
-    p: Pipeline, samples: list[Sample] | None = None, *, beat: float | None = None
-) -> list[AlertEvent]:
-    """One micro-batch: these samples (or a heartbeat at ``beat`` s) through the spool and the engine."""
-    if samples:
-        await p.sink.put(samples)
-    if beat is not None:
-        p.sink.heartbeat("src", T0 + int(beat * S))
-    return await p.step()
 
 
 async def test_propose_approve_three_levels_and_the_running_pipeline_switches(

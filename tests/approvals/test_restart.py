@@ -10,7 +10,7 @@ by the new rules, and its closing events are handed on even if the crash came fi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,15 +21,12 @@ from plantpulse.approvals.live import LiveRules
 from plantpulse.approvals.service import Plant, decide, propose
 from plantpulse.config import SpoolConfig, StoreConfig, load_config
 from plantpulse.rules.engine import Engine
-from plantpulse.samples import Sample, TagRegistry
-from plantpulse.store import Store, open_store
+from plantpulse.samples import TagRegistry
+from plantpulse.store import Store
 from plantpulse.store.spool import SpoolWriter
 from plantpulse.stream.pipeline import Pipeline
 from plantpulse.stream.state import StateFile
-from tests.approvals.helpers import T0, edit, make_plant
-
-S = 10**9
-CUR, SP, TEMP = "line1/weld01/current", "line1/weld01/current_sp", "line1/weld01/temp"
+from tests.approvals.helpers import CUR, SP, T0, TEMP, S, at, edit, make_plant, step
 
 pytestmark = pytest.mark.slow
 
@@ -79,30 +76,8 @@ class Process:
 
 
 @pytest.fixture
-async def store(store_config: StoreConfig) -> AsyncIterator[Store]:
-    s = open_store(store_config)
-    await s.open()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 def plant(tmp_path: Path, store_config: StoreConfig) -> Plant:
     return Plant.of(load_config(make_plant(tmp_path, store_config)))
-
-
-def at(t: float, tag: str, value: float) -> Sample:
-    return Sample(T0 + int(t * S), tag, value)
-
-
-async def step(
-    p: Pipeline, samples: list[Sample] | None = None, *, beat: float | None = None
-) -> list[AlertEvent]:
-    if samples:
-        await p.sink.put(samples)
-    if beat is not None:
-        p.sink.heartbeat("src", T0 + int(beat * S))
-    return await p.step()
 
 
 async def approve_limit(plant: Plant, log: ChangeLog, store: Store, root: Path, limit: int) -> int:
