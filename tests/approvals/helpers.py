@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from plantpulse.alerts import AlertEvent
+from plantpulse.approvals.changelog import ChangeLog
+from plantpulse.approvals.service import Plant, decide, propose
 from plantpulse.config import StoreConfig
 from plantpulse.samples import Sample
+from plantpulse.store import Store
 from plantpulse.stream.pipeline import Pipeline
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01 00:00 UTC
@@ -108,3 +112,23 @@ async def step(
     if beat is not None:
         p.sink.heartbeat("src", T0 + int(beat * S))
     return await p.step()
+
+
+async def approve_edit(plant: Plant, log: ChangeLog, store: Store, root: Path, *, old: str, new: str) -> int:
+    """rules/weld.yaml with ``old`` replaced by ``new``, proposed and signed by all three levels."""
+    rules = root / "rules" / "weld.yaml"
+    edit(rules, old, new)
+    c = await propose(plant, log, store, [rules], by="吴芳", reason="x", now=T0)
+    for who in ("陈工", "李娜", "郑浩"):
+        await decide(plant, log, c.id, by=who, approve=True, text=None, now=T0)
+    return c.id
+
+
+class Recorded:
+    """The pipeline's Notifier protocol, recording what would be pushed (our own interface)."""
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, str, int]] = []
+
+    def submit(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
+        self.pushed += [(e.kind, e.rule, e.at - T0) for e in events]

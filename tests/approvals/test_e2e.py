@@ -21,7 +21,7 @@ from plantpulse.samples import TagRegistry
 from plantpulse.store import Store
 from plantpulse.store.spool import SpoolWriter
 from plantpulse.stream.pipeline import Pipeline
-from tests.approvals.helpers import CUR, SP, T0, TEMP, S, at, edit, make_plant, step
+from tests.approvals.helpers import CUR, SP, T0, TEMP, Recorded, S, approve_edit, at, edit, make_plant, step
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,7 @@ class Running:
     live: LiveRules
     writer: SpoolWriter
     pipeline: Pipeline
+    notifier: Recorded
 
 
 @pytest.fixture
@@ -44,8 +45,10 @@ async def running(
     writer = SpoolWriter(store, SpoolConfig(dir=tmp_path / "spool"), open_store=False)
     await writer.start()
     tags = TagRegistry()
+    notifier = Recorded()
+    pipeline = Pipeline(Engine(live.rules, tags), tags, writer, notifier, rules=live)
     try:
-        yield Running(plant, live, writer, Pipeline(Engine(live.rules, tags), tags, writer, rules=live))
+        yield Running(plant, live, writer, pipeline, notifier)
     finally:
         await writer.stop()
 
@@ -108,16 +111,30 @@ async def test_an_active_alert_of_a_changed_rule_is_closed_at_the_switch(
     plant, live, p = running.plant, running.live, running.pipeline
     await step(p, [at(0, SP, 200.0), at(0, CUR, 206.0)])
     assert len(await step(p, [at(3, CUR, 206.0)])) == 1
-    rules = tmp_path / "rules" / "weld.yaml"
-    edit(rules, "limit: 5}", "limit: 8}")
-    c = await propose(plant, change_log, store, [rules], by="吴芳", reason="x", now=T0)
-    for who in ("陈工", "李娜", "郑浩"):
-        await decide(plant, change_log, c.id, by=who, approve=True, text=None, now=T0)
+    await approve_edit(plant, change_log, store, tmp_path, old="limit: 5}", new="limit: 8}")
     await live.poll()
     events = await step(p, [at(4, CUR, 206.0)])
     assert [(e.kind, e.rule, e.at - T0) for e in events] == [("cleared", "weld-current", 3 * S)]
+    assert running.notifier.pushed[-1] == ("cleared", "weld-current", 3 * S)  # pushed, like any clear
     await running.writer.flush()
     (alert,) = await store.alerts()
     assert (alert.cleared_at, alert.rule_version) == (T0 + 3 * S, 1)
     journal = [e.action for e in await store.journal(alert.id)]
     assert journal == ["raised", "cleared"]
+
+
+async def test_a_raise_after_a_switch_to_a_longer_for_has_its_whole_trend(
+    tmp_path: Path, change_log: ChangeLog, store: Store, running: Running
+) -> None:
+    """The pipeline holds samples for the longest ``for`` of the rules it runs: after a switch
+    to a longer one, a raise's trend covers its whole window."""
+    plant, live, p = running.plant, running.live, running.pipeline
+    await step(p, [at(0, SP, 200.0), at(0, CUR, 200.0)])
+    await approve_edit(plant, change_log, store, tmp_path, old="for: 3s", new="for: 15s")
+    await live.poll()
+    for t in range(1, 16):
+        await step(p, [at(t, CUR, 210.0 + t)])
+    (raised,) = await step(p, [at(16, CUR, 230.0)])
+    assert (raised.raised_at - T0, raised.rule_version) == (16 * S, 2)
+    assert raised.trend is not None
+    assert (raised.trend.n, raised.trend.first, raised.trend.last) == (16, 211.0, 230.0)

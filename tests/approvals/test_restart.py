@@ -18,7 +18,7 @@ import pytest
 from plantpulse.alerts import AlertEvent
 from plantpulse.approvals.changelog import ChangeLog
 from plantpulse.approvals.live import LiveRules
-from plantpulse.approvals.service import Plant, decide, propose
+from plantpulse.approvals.service import Plant
 from plantpulse.config import SpoolConfig, StoreConfig, load_config
 from plantpulse.rules.engine import Engine
 from plantpulse.samples import TagRegistry
@@ -26,23 +26,13 @@ from plantpulse.store import Store
 from plantpulse.store.spool import SpoolWriter
 from plantpulse.stream.pipeline import Pipeline
 from plantpulse.stream.state import StateFile
-from tests.approvals.helpers import CUR, SP, T0, TEMP, S, at, edit, make_plant, step
+from tests.approvals.helpers import CUR, SP, T0, TEMP, Recorded, S, approve_edit, at, make_plant, step
 
 pytestmark = pytest.mark.slow
 
 
 class Crash(BaseException):
     """The process dies here (raised from inside the pipeline by a test hook)."""
-
-
-class Recorded:
-    """The pipeline's Notifier protocol, recording what would be pushed (our own interface)."""
-
-    def __init__(self) -> None:
-        self.pushed: list[tuple[str, str, int]] = []
-
-    def submit(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
-        self.pushed += [(e.kind, e.rule, e.at - T0) for e in events]
 
 
 class Process:
@@ -81,13 +71,7 @@ def plant(tmp_path: Path, store_config: StoreConfig) -> Plant:
 
 
 async def approve_limit(plant: Plant, log: ChangeLog, store: Store, root: Path, limit: int) -> int:
-    """weld-current's limit 5 -> ``limit``, proposed and signed by all three levels."""
-    rules = root / "rules" / "weld.yaml"
-    edit(rules, "limit: 5}", f"limit: {limit}}}")
-    c = await propose(plant, log, store, [rules], by="吴芳", reason="x", now=T0)
-    for who in ("陈工", "李娜", "郑浩"):
-        await decide(plant, log, c.id, by=who, approve=True, text=None, now=T0)
-    return c.id
+    return await approve_edit(plant, log, store, root, old="limit: 5}", new=f"limit: {limit}}}")
 
 
 async def test_a_version_approved_while_down_closes_the_changed_rules_alert_and_keeps_the_others(
