@@ -295,6 +295,7 @@ def alert_record(alert: Alert, now: int) -> dict[str, Any]:
         "shelve_reason": alert.shelve_reason,
         "notify": alert.notify,
         "on_shift": alert.on_shift,
+        "rule_version": alert.rule_version,
     }
     for name in _TIME_FIELDS:
         out[f"{name}_ns"] = getattr(alert, name)
@@ -320,5 +321,6 @@ def journal_record(entry: JournalEntry) -> dict[str, Any]:
 CSV_FIELDS = (
     "id", "raised_at", "cleared_at", "state", "severity", "rule", "tag", "asset", "value", "message",
     "acked_at", "acked_by", "ack_comment", "shelved_until", "shelve_reason", "notify", "on_shift",
+    "rule_version",
 )  # fmt: skip
 """The columns of ``--format csv``: keys of ``alert_record`` (times ISO-8601; ``on_shift`` as JSON)."""

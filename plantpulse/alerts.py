@@ -48,6 +48,7 @@ class AlertEvent:
     notify: str | None = None
     window: int = 0  # the rule's ``for`` (ns): the span a message's trend summary covers
     trend: Trend | None = None  # raises only: the tag over ``window`` before ``raised_at``
+    rule_version: int | None = None  # raises only: the change that made the rule (approvals on)
 
     @property
     def alert_id(self) -> str:
@@ -94,6 +95,7 @@ class Alert:
     on_shift: dict[str, list[str]] = field(default_factory=dict)
     shelved_until: int | None = None
     shelve_reason: str | None = None
+    rule_version: int | None = None  # the change that made the rule that raised it (docs/approvals.md)
 
     @classmethod
     def from_event(cls, ev: AlertEvent, on_shift: dict[str, list[str]] | None = None) -> Alert:
@@ -109,6 +111,7 @@ class Alert:
             cleared_at=ev.at if ev.kind == "cleared" else None,
             notify=ev.notify,
             on_shift=on_shift or {},
+            rule_version=ev.rule_version,
         )
 
     def state(self, now: int) -> AlertState:

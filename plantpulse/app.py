@@ -3,11 +3,13 @@
 ``run_pipeline`` is shared by ``plantpulse run`` (a plant's config) and ``plantpulse demo``
 (a generated config on loopback). It starts in this order: the spool (the input log and the
 store's feed; a store that refuses for good, e.g. bad credentials or a failed migration,
-raises StoreError here, while an unreachable one is spooled for), the notifier, the engine
-restored from its snapshot and the spool records after it, and only then the collectors.
+raises StoreError here, while an unreachable one is spooled for), with ``approvals:`` on the
+approved rules (``approvals.runtime``), the notifier, the engine restored from its snapshot and
+the spool records after it, and only then the collectors.
 It stops when ``stop`` is set or ``duration`` passes (signals are the caller's business: the
 commands install them), in the order that keeps what was handed over: collectors first,
-then draining the queue and saving the engine state, the notifier, the spool and the store.
+then draining the queue and saving the engine state, the notifier, the approvals, the spool and
+the store.
 Every step of the stop is bounded by ``stream.stop_timeout``; a step that exceeds it is
 logged with what it was doing and left behind, so a stop always ends.
 """
@@ -19,10 +21,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from plantpulse.alerts import AlertEvent
 from plantpulse.collectors.registry import build_runner
-from plantpulse.config import PlantConfig
+from plantpulse.config import LoadedConfig, PlantConfig
 from plantpulse.dashboards.state import BoardState
 from plantpulse.notifier.runtime import start_notifying
 from plantpulse.rules.engine import Engine
@@ -34,6 +37,9 @@ from plantpulse.stream.pipeline import Pipeline, PipelineStats, Recovery
 from plantpulse.stream.quarantine import QuarantineFile
 from plantpulse.stream.state import StateFile
 from plantpulse.timefmt import NS_PER_S
+
+if TYPE_CHECKING:
+    from plantpulse.approvals.runtime import Approvals
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +62,16 @@ async def run_pipeline(
     on_alert: Callable[[AlertEvent], None] | None = None,
     on_batch: Callable[[SampleBatch, list[AlertEvent]], None] | None = None,
     started: asyncio.Event | None = None,
+    loaded: LoadedConfig | None = None,
 ) -> RunResult:
     """Run until ``stop`` is set or ``duration`` seconds pass.
 
     Everything goes to the store through the durable spool, so the pipeline starts and keeps
-    evaluating and notifying while the store is down, and replays when it comes back."""
+    evaluating and notifying while the store is down, and replays when it comes back. With
+    ``approvals:`` on (``loaded`` given), the approved versions from the change log run instead
+    of ``rules`` and newly approved ones take over between two batches (docs/approvals.md)."""
+    if plant.approvals is not None and loaded is None:
+        raise ValueError("approvals are on: run_pipeline needs the LoadedConfig")
     began = time.monotonic()
     stop = stop or asyncio.Event()
     limit = plant.stream.stop_timeout / NS_PER_S
@@ -87,9 +98,24 @@ async def run_pipeline(
         for t in src.tags
     ]
     board = BoardState.for_plant(plant, tags)
+    approvals: Approvals | None = None
+    routes = None
     try:
-        notifying = await start_notifying(plant, store, journal=writer, board=board if plant.api else None)
+        if plant.approvals is not None:
+            assert loaded is not None
+            from plantpulse.approvals.runtime import start_approvals
+
+            page = (plant.api.public_url or f"http://{plant.api.listen}") if plant.api else None
+            approvals = await start_approvals(loaded, page_url=page)
+            rules = approvals.live.rules
+            if plant.api:
+                routes = approvals.routes(plant.api.token.get_secret_value().encode(), store)
+        notifying = await start_notifying(
+            plant, store, journal=writer, board=board if plant.api else None, routes=routes
+        )
     except BaseException:  # e.g. an outbox that cannot be opened: leave the spool closed and clean
+        if approvals is not None:
+            await _bounded(approvals.close(), limit, "closing the approvals")
         await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
         raise
     registering = asyncio.create_task(_register_when_up(writer, store, infos), name="register tags")
@@ -112,12 +138,15 @@ async def run_pipeline(
         state=StateFile(plant.store.state_dir),
         known=notifying.outbox.known if notifying.outbox is not None else None,
         quarantine=quarantine,
+        rules=approvals.live if approvals is not None else None,
     )
     try:
         recovery = await pipeline.recover()
     except BaseException:
         registering.cancel()
         await _bounded(notifying.stop(), limit, "stopping the notifier")
+        if approvals is not None:
+            await _bounded(approvals.close(), limit, "closing the approvals")
         await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
         raise
     runners = [build_runner(src, pipeline.sink.bind(src.name)) for src in plant.sources]
@@ -151,6 +180,8 @@ async def run_pipeline(
             cancelled = asyncio.gather(processing, return_exceptions=True)
             await _bounded(cancelled, limit, "cancelling the pipeline")
         await _bounded(notifying.stop(), limit, "stopping the notifier")
+        if approvals is not None:  # after the pipeline: it records the last switch in the change log
+            await _bounded(approvals.close(), limit, "closing the approvals")
         registering.cancel()
         await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "flushing the spool to the store")
         quarantine.close()

@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
     async def run(stop: asyncio.Event) -> int:
         result = await run_pipeline(
-            loaded.plant, rules, stop=stop, duration=args.duration, on_alert=_print_alert
+            loaded.plant, rules, stop=stop, duration=args.duration, on_alert=_print_alert, loaded=loaded
         )
         _print_summary(
             result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts

@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from plantpulse import yamlsrc
 from plantpulse.api.config import ApiConfig
+from plantpulse.approvals.config import ApprovalsSetting
 from plantpulse.collectors.admission import Accept
 from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.mqtt_config import MqttSource
@@ -217,6 +218,7 @@ class PlantConfig(StrictModel):
     api: ApiConfig | None = None  # acknowledge links and the HTTP API (plantpulse/api)
     grafana: GrafanaConfig | None = None  # dashboards generate | push (docs/dashboards.md)
     boards: BoardsConfig | None = None  # the shop-floor board's screens (docs/dashboards.md)
+    approvals: ApprovalsSetting = None  # rule and KPI changes through sign-off (docs/approvals.md)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:
@@ -287,6 +289,17 @@ def load_config(path: str | Path, *, need_sources: bool = False) -> LoadedConfig
         return files
 
     files, kpi_files = expand("rules", "rule"), expand("kpis", "KPI")
+    if plant.approvals is not None:
+        from plantpulse.approvals.config import problems as approval_problems
+        from plantpulse.approvals.config import relative
+
+        names = [relative(f, base) for f in (*files, *kpi_files)]
+        problems += approval_problems(
+            plant.approvals,
+            plant.team,
+            names,
+            lambda p, what: doc.problem(("approvals", *p), what, "approvals"),
+        )
     if problems:
         raise ConfigError(problems)
     rule_ids: set[str] | None = None

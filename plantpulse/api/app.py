@@ -8,6 +8,7 @@
     GET  /api/alerts/{id}/journal     its journal, oldest first
     POST /api/alerts/{id}/ack         {"by", "comment"?}
     POST /api/alerts/{id}/shelve      {"by", "reason", "duration"} (capped by max_shelve)
+    ...                               ``routes``: more, e.g. rule approvals (plantpulse/approvals/api.py)
 
 Times in responses are ISO-8601 UTC with milliseconds and ``Z``; each also comes as
 ``<name>_ns`` (Unix nanoseconds, exact). Query parameters are checked strictly: an unknown,
@@ -36,7 +37,7 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from plantpulse.alertquery import QueryError, alert_record, journal_record, parse_query, select
 from plantpulse.alerts import Alert
@@ -120,6 +121,24 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def bearer(token: bytes) -> Callable[[Handler], Handler]:
+    """Wrap a handler so it answers 401 unless ``Authorization: Bearer <token>`` (constant time)."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            ok = hmac.compare_digest(given.strip().encode("utf-8"), token)
+            if scheme.lower() != "bearer" or not ok:
+                return JSONResponse(
+                    {"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Bearer realm="plantpulse"'}
+                )
+            return await handler(request)
+
+        return guarded
+
+    return wrap
+
+
 class Api:
     """Holds what the handlers need; ``app`` is the Starlette application."""
 
@@ -135,7 +154,9 @@ class Api:
         clock: Clock | None = None,
         max_shelve: int = 8 * 3600 * 10**9,
         board: BoardState | None = None,
+        routes: Callable[[Callable[[Handler], Handler]], Sequence[BaseRoute]] | None = None,
     ) -> None:
+        """``routes(authed)``: more routes, given the bearer-token guard of this API."""
         if len(token) < 16:
             raise ValueError("the API token must be at least 16 characters")
         self.store = store
@@ -158,22 +179,14 @@ class Api:
                 Route("/api/alerts/{id}/shelve", self._authed(self.shelve), methods=["POST"]),
                 # the board's pages need no token; acknowledging there needs a person's PIN
                 *(board_routes(board, self) if board is not None else []),
+                *(routes(self._authed) if routes is not None else []),
             ]
         )
 
     # -- auth ---------------------------------------------------------------------------------
 
     def _authed(self, handler: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            ok = hmac.compare_digest(given.strip().encode("utf-8"), self._token)
-            if scheme.lower() != "bearer" or not ok:
-                return JSONResponse(
-                    {"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Bearer realm="plantpulse"'}
-                )
-            return await handler(request)
-
-        return guarded
+        return bearer(self._token)(handler)
 
     # -- acknowledge links --------------------------------------------------------------------
 

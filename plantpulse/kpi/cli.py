@@ -116,8 +116,13 @@ def _load(path: Path) -> tuple[LoadedConfig, KpiSet, Roster, list[Any]]:
     from plantpulse.rules.loader import load_rule_files
 
     loaded = load_config(path)
-    rules = load_rule_files(loaded.rule_files)
     plant = loaded.plant
+    if plant.approvals is not None:  # the approved versions, not the files on disk (docs/approvals.md)
+        from plantpulse.approvals.service import approved
+
+        rules, kset = approved(loaded)
+        return loaded, kset, Roster(plant.team, plant.site.timezone), rules
+    rules = load_rule_files(loaded.rule_files)
     kset = load_kpi_files(loaded.kpi_files, team=plant.team, rule_ids={r.id for r in rules})
     return loaded, kset, Roster(plant.team, plant.site.timezone), rules
 

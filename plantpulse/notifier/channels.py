@@ -50,13 +50,18 @@ class Sender(Protocol):
 
 
 class AppriseSender:
-    """Apprise, one client per URL, each call bounded by ``timeout`` seconds."""
+    """Apprise, one client per URL, each call bounded by ``timeout`` seconds. ``notify`` is the
+    same call for a message that is not an outbox row (approval notices)."""
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
         self._clients: dict[str, apprise.Apprise] = {}
 
     async def send(self, url: str, row: OutboxRow) -> tuple[bool, str]:
+        return await self.notify(url, row.title, row.body, row.notify_type)
+
+    async def notify(self, url: str, title: str, body: str, notify_type: str) -> tuple[bool, str]:
+        """One provider call; errors come back as (False, text), never raised."""
         ap = self._clients.get(url)
         if ap is None:
             ap = apprise.Apprise()
@@ -65,7 +70,7 @@ class AppriseSender:
             self._clients[url] = ap
         try:
             async with asyncio.timeout(self.timeout):
-                result = await ap.async_notify(body=row.body, title=row.title, notify_type=row.notify_type)
+                result = await ap.async_notify(body=body, title=title, notify_type=notify_type)
         except TimeoutError:
             return False, f"timeout after {self.timeout:g} s"
         except Exception as e:  # apprise plugins raise anything; the attempt is recorded, not fatal

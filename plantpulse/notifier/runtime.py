@@ -15,12 +15,14 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from plantpulse.alerts import AlertEvent
-from plantpulse.api.app import Api
+from plantpulse.api.app import Api, Handler
 from plantpulse.api.config import ApiConfig
 from plantpulse.config import PlantConfig
 from plantpulse.dashboards.state import BoardState
@@ -95,6 +97,7 @@ async def start_notifying(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     board: BoardState | None = None,
+    routes: Callable[[Callable[[Handler], Handler]], Sequence[BaseRoute]] | None = None,
     **notifier_options: Any,
 ) -> Notifying:
     """Build and start the notifiers and the API the config asks for. ``store`` need not be
@@ -134,7 +137,7 @@ async def start_notifying(
         out.api = Api(
             store, token=api.token.get_secret_value(), secret=secret, outbox=out.outbox,
             notifier=out.escalation, team=team if has_team(plant) else None, clock=clock,
-            max_shelve=api.max_shelve, board=board,
+            max_shelve=api.max_shelve, board=board, routes=routes,
         )  # fmt: skip
         await out._serving.enter_async_context(serving(out.api.app, api.host, api.port))
         log.info("board, API and acknowledge links on http://%s", api.listen)

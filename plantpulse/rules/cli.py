@@ -1,4 +1,5 @@
-"""``plantpulse rules check | test | backtest`` (SPEC §4 "Command line")."""
+"""``plantpulse rules check | test | backtest`` (SPEC §4 "Command line"); the approval commands
+(``propose | approve | reject | show | log``) live in ``plantpulse.approvals.cli``."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ PROGRESS_BYTES = 64 << 20  # files at least this large show progress even when s
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add ``rules`` and its subcommands to ``plantpulse``."""
-    p = sub.add_parser("rules", help="check, unit-test and backtest rule files")
+    p = sub.add_parser("rules", help="check, unit-test and backtest rule files; propose and approve changes")
     rsub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
 
     c = rsub.add_parser("check", help="validate rule files (exit 1 with FILE:LINE:COL: message per problem)")
@@ -41,6 +42,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--format", choices=("jsonl", "table"), default="jsonl", help="output format (default jsonl)"
     )
     b.set_defaults(func=cmd_backtest)
+
+    from plantpulse.approvals.cli import register as register_approvals
+
+    register_approvals(rsub)  # propose | approve | reject | show | log (docs/approvals.md)
 
 
 def _expand(paths: list[str]) -> list[Path]:

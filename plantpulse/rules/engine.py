@@ -259,7 +259,8 @@ class Engine:
 
     def restore(self, state: dict[str, Any]) -> Engine:
         """Continue from ``snapshot()`` output; returns self. Rules absent from the state start
-        fresh; state of rules no longer configured is ignored."""
+        fresh, from the tags' held values (zero-order hold, as a stream made for a new tag);
+        state of rules no longer configured is ignored."""
         if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported engine snapshot version {state.get('version')!r}")
         for name in state["tags"]:
@@ -267,11 +268,15 @@ class Engine:
         for rs in state["rules"].values():
             for name in rs["streams"]:
                 self.tags.id(name)
-        self._sync()
         self._flush()
+        n = len(self.tags)
+        self._last_ts = grow(self._last_ts, n, NONE)
+        self._last_val = grow(self._last_val, n, np.nan)
+        self._last_bad = grow(self._last_bad, n, False)
         for name, (t, v, b) in state["tags"].items():
             i = self.tags.id(name)
             self._last_ts[i], self._last_val[i], self._last_bad[i] = t, fj(v), b
+        self._sync()  # streams are made now, seeded with those values; restored below if known
         for st in self._sets:
             rs = state["rules"].get(st.rule.id)
             if rs is not None:

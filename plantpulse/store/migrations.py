@@ -104,6 +104,29 @@ _V3_PLAIN = (
 )
 
 
+# Rule and KPI changes through approval (docs/approvals.md). ``at`` is integer ns and ``detail``
+# TEXT, not timestamptz/jsonb: the log is hashed, and what is hashed must read back byte for byte.
+_V4_CHANGE_LOG = (
+    """CREATE TABLE change_log (
+        seq bigint PRIMARY KEY,
+        change integer NOT NULL,
+        at bigint NOT NULL,
+        action text NOT NULL,
+        actor text NOT NULL,
+        detail text NOT NULL,
+        prev_hash text NOT NULL,
+        hash text NOT NULL)""",
+    "CREATE INDEX change_log_change ON change_log (change, seq)",
+    """CREATE FUNCTION change_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
+       $$ BEGIN RAISE EXCEPTION 'change_log is append-only'; END $$""",
+    """CREATE TRIGGER change_log_append_only BEFORE UPDATE OR DELETE ON change_log
+       FOR EACH ROW EXECUTE FUNCTION change_log_append_only()""",
+    """CREATE TRIGGER change_log_no_truncate BEFORE TRUNCATE ON change_log
+       FOR EACH STATEMENT EXECUTE FUNCTION change_log_append_only()""",
+    "ALTER TABLE alerts ADD COLUMN rule_version integer",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -137,10 +160,15 @@ async def _v3(conn: AsyncConnection[Any], flavor: Flavor, cfg: TimescaleConfig) 
         await conn.execute(st.sql, st.params)
 
 
+async def _v4(conn: AsyncConnection[Any], flavor: Flavor, cfg: TimescaleConfig) -> None:
+    await _run(conn, _V4_CHANGE_LOG)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: tags, samples, ingest_batches, alerts, alert_journal", _v1),
     Migration(2, "samples indexes; hypertable with timescaledb", _v2),
     Migration(3, "samples_1m rollup; compression, retention and refresh policies with timescaledb", _v3),
+    Migration(4, "change_log (rule and KPI approvals); alerts.rule_version", _v4),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -114,11 +114,12 @@ ORDER BY p.ts, p.tag_id"""
 
 _ALERT_COLUMNS = (
     "id, rule, tag, asset, severity, message, raised_at, value, cleared_at, acked_at, acked_by,"
-    " ack_comment, notify, on_shift, shelved_until, shelve_reason"
+    " ack_comment, notify, on_shift, shelved_until, shelve_reason, rule_version"
 )
 _ALERT_INSERT = """\
-INSERT INTO alerts (id, rule, tag, asset, severity, message, raised_at, value, cleared_at, notify, on_shift)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+INSERT INTO alerts (id, rule, tag, asset, severity, message, raised_at, value, cleared_at, notify, on_shift,
+                    rule_version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 _ALERT_RAISE = _ALERT_INSERT + " ON CONFLICT (id) DO NOTHING"
 _ALERT_CLEAR = (
     _ALERT_INSERT
@@ -464,6 +465,7 @@ class PostgresStore:
                     ns_to_dt(ev.at) if ev.kind == "cleared" else None,
                     ev.notify,
                     Jsonb(shifts.get(aid, {})),
+                    ev.rule_version,
                 )
                 cur = await conn.execute(_ALERT_RAISE if ev.kind == "raised" else _ALERT_CLEAR, row)
                 if ev.kind == "cleared" and not cur.rowcount:
@@ -662,6 +664,7 @@ def _alert_from_row(r: Sequence[Any]) -> Alert:
         on_shift=r[13],
         shelved_until=_opt_ns(r[14]),
         shelve_reason=r[15],
+        rule_version=r[16],
     )
 
 

@@ -100,11 +100,29 @@ MIGRATIONS: list[list[str]] = [
             UNIQUE (alert_id, at, action, actor)
         )""",
     ],
+    [  # rule and KPI changes through approval (docs/approvals.md): the tamper-evident change log
+        """CREATE TABLE change_log (
+            seq INTEGER PRIMARY KEY,
+            change INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX change_log_change ON change_log (change, seq)",
+        """CREATE TRIGGER change_log_no_update BEFORE UPDATE ON change_log
+           BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END""",
+        """CREATE TRIGGER change_log_no_delete BEFORE DELETE ON change_log
+           BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END""",
+        "ALTER TABLE alerts ADD COLUMN rule_version INTEGER",
+    ],
 ]
 
 _ALERT_COLUMNS = (
     "id, rule, tag, asset, severity, message, raised_at, value, cleared_at, acked_at, acked_by,"
-    " ack_comment, notify, on_shift, shelved_until, shelve_reason"
+    " ack_comment, notify, on_shift, shelved_until, shelve_reason, rule_version"
 )
 
 _INSERT_SAMPLE = "INSERT INTO samples (ts, tag_id, value, quality) VALUES (?, ?, ?, ?)"
@@ -123,7 +141,7 @@ ON CONFLICT (tag_id, minute) DO UPDATE SET
     last_ts = max(last_ts, excluded.last_ts)
 """
 
-_INSERT_ALERT = f"INSERT OR IGNORE INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+_INSERT_ALERT = f"INSERT OR IGNORE INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 
 _INSERT_JOURNAL = (
     "INSERT OR IGNORE INTO alert_journal (alert_id, at, action, actor, detail) VALUES (?, ?, ?, ?, ?)"
@@ -685,6 +703,7 @@ def _alert_row(a: Alert) -> tuple[Any, ...]:
     return (
         a.id, a.rule, a.tag, a.asset, a.severity, a.message, a.raised_at, a.value, a.cleared_at, a.acked_at,
         a.acked_by, a.ack_comment, a.notify, _json(a.on_shift), a.shelved_until, a.shelve_reason,
+        a.rule_version,
     )  # fmt: skip
 
 
@@ -706,6 +725,7 @@ def _alert_from_row(r: Sequence[Any]) -> Alert:
         on_shift=json.loads(r[13]),
         shelved_until=r[14],
         shelve_reason=r[15],
+        rule_version=r[16],
     )
 
 

@@ -19,16 +19,26 @@ re-evaluates the spool records after the position it reflects, before new data i
 Events that replay regenerates and that were already handed on before the crash (their alert
 record is in the spool) are neither stored nor pushed again; a raise the notifier's outbox
 does not know yet (the crash fell between the two) is still handed to it.
+
+With approvals on (``rules``, docs/approvals.md) a newly approved rule version takes over at
+the top of ``process``, a batch boundary, never during ``recover``: the engine is rebuilt by
+``rules.swap``, the snapshot is saved at once with the closing events of the switch (so a crash
+never re-evaluates records from before the switch by the new rules, and never loses those
+events), then the closing events go out like live ones. Raises are stamped with the version
+of their rule before they are handed on. A snapshot taken under another version than the live
+one is not restored as it is but reloaded (``rules.resume``): a rule changed while the process
+was down must not resume its old condition's state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,13 +50,13 @@ from plantpulse.store.records import KIND_ALERTS, KIND_INPUT, Route, decode_aler
 from plantpulse.store.spool import Position, Record
 from plantpulse.stream.queue import Entry, InputQueue
 from plantpulse.stream.sink import InputLog, PipelineSink, QuarantineLog
-from plantpulse.stream.state import StateFile
+from plantpulse.stream.state import Saved, StateFile
 from plantpulse.stream.trend import TrendWindow
 from plantpulse.timefmt import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Notifier", "OnShift", "Pipeline", "PipelineStats", "Recovery", "Writer"]
+__all__ = ["Notifier", "OnShift", "Pipeline", "PipelineStats", "Recovery", "Rules", "Writer"]
 
 
 class Writer(InputLog, Protocol):
@@ -71,6 +81,27 @@ OnShift = Callable[[str, int], dict[str, list[str]]]
 
 Known = Callable[[Collection[str]], Awaitable[set[str]]]
 """Which of these alert ids the notifier already escalates (``Outbox.known``)."""
+
+Swapped = tuple[Engine, list[AlertEvent]]
+"""The engine of another rule version and the "cleared" events of the alerts the switch closes."""
+
+
+class Rules(Protocol):
+    """Approved rule versions (``plantpulse.approvals.live.LiveRules``, docs/approvals.md)."""
+
+    @property
+    def change(self) -> int | None:
+        """The change that made the rules the engine runs (saved with each snapshot)."""
+
+    def swap(self, engine: Engine) -> Swapped | None:
+        """At a batch boundary: the engine of a newly approved version, or None."""
+
+    async def resume(self, snapshot: dict[str, Any], change: int | None, tags: TagRegistry) -> Swapped | None:
+        """At start: the live version's engine continuing ``snapshot``, taken under ``change``;
+        None when that version's rules are unknown (then the snapshot is restored as it is)."""
+
+    def stamp(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """The events, raises with the version of the rule that raised them."""
 
 
 @dataclass
@@ -121,8 +152,10 @@ class Pipeline:
         known: Known | None = None,
         quarantine: QuarantineLog | None = None,
         clock: Callable[[], int] = time.time_ns,
+        rules: Rules | None = None,
     ) -> None:
         self.config = config or StreamConfig()
+        self.rules = rules
         self.engine = engine
         self.tags = tags
         self.writer = writer
@@ -179,10 +212,17 @@ class Pipeline:
         """One micro-batch, entry by entry in spool order; returns the events it produced.
 
         With ``replayed`` (the restart's re-evaluation) nothing is observed, and events found in
-        that set (alert id, kind) were handed on before the crash: they are not again."""
+        that set (alert id, kind) were handed on before the crash: they are not again. Otherwise
+        a newly approved rule version takes over first (module docstring)."""
         started = time.perf_counter()
         events: list[AlertEvent] = []
-        quiet: list[bool] = []  # per event: historical, so stored but never pushed
+        swapped = self.rules.swap(self.engine) if replayed is None and self.rules is not None else None
+        if swapped is not None:
+            self.engine, closed = swapped
+            events = list(closed)
+            self._fit_trend()
+            await self.save(events, force=True)
+        quiet: list[bool] = [False] * len(events)  # per event: historical, so stored but never pushed
         shown: list[SampleBatch] = []
         for entry in entries:
             pos = await entry.durable
@@ -214,6 +254,8 @@ class Pipeline:
                 self.stats.historical += len(batch)
         if events:
             events = self._trend.fill(events, {ev.tag: self.tags.id(ev.tag) for ev in events})
+            if self.rules is not None:
+                events = self.rules.stamp(events)
             await self._emit(events, quiet, started, replayed)
         if shown:
             batch = SampleBatch.concat(self.tags, shown)
@@ -230,6 +272,11 @@ class Pipeline:
                 if self.on_batch is not None:
                     self.on_batch(batch, events)
         return events
+
+    def _fit_trend(self) -> None:
+        """The trend window to the longest ``for`` of the rules the engine runs now; the rows
+        it holds stay, so a raise just after a switch still gets its whole trend."""
+        self._trend.span = max((r.for_ns for r in self.engine.rules), default=0)
 
     def _advance(self, source: str, wm: int) -> None:
         prev = self.watermarks.get(source)
@@ -279,15 +326,20 @@ class Pipeline:
 
     # -- state ------------------------------------------------------------------------------------
 
-    async def save(self) -> None:
+    async def save(self, closing: Sequence[AlertEvent] = (), *, force: bool = False) -> None:
         """Snapshot the engine with the position it reflects (atomically, fsync'd); then the
-        spool may drop what both the store and the snapshot have."""
+        spool may drop what both the store and the snapshot have. ``force``: even when the
+        position has not moved (the rules have); ``closing``: a switch's events, not yet
+        handed on (``recover`` hands them on if a crash comes first)."""
         self._next_snapshot = time.monotonic() + self.config.snapshot_interval / NS_PER_S
         pos = self.position
-        if self.state is None or pos is None or pos == self._saved:
+        if self.state is None or pos is None or (pos == self._saved and not force):
             return
         state = self.engine.snapshot()
-        await asyncio.to_thread(self.state.save, state, pos, dict(self.watermarks), time.time_ns())
+        save = functools.partial(
+            self.state.save, ruleset=None if self.rules is None else self.rules.change, closing=closing
+        )
+        await asyncio.to_thread(save, state, pos, dict(self.watermarks), time.time_ns())
         self._saved = pos
         self.stats.snapshots += 1
         await self.writer.retain(pos)
@@ -297,12 +349,14 @@ class Pipeline:
         collectors start. Without a snapshot every input record in the spool is evaluated."""
         started = time.monotonic()
         pos: Position | None = None
+        closing: list[AlertEvent] = []
+        reloaded = False
         if self.state is not None:
             loaded = await asyncio.to_thread(self.state.load)
             if loaded is not None:
-                engine_state, pos, watermarks = loaded
-                self.engine.restore(engine_state)
-                for source, wm in watermarks.items():
+                pos = loaded.position
+                closing, reloaded = await self._restore(loaded)
+                for source, wm in loaded.watermarks.items():
                     self._advance(source, wm)
                 self.position = self._saved = pos
         handed: set[tuple[str, str]] = set()
@@ -312,6 +366,8 @@ class Pipeline:
                     handed.update((ev.alert_id, ev.kind) for ev in decode_alerts(rec.body)[0])
         records = samples = produced = 0
         raised, cleared = self.stats.raised, self.stats.cleared
+        if closing:  # a switch's, before the records after it; those already handed on are not again
+            await self._emit(closing, [False] * len(closing), time.perf_counter(), handed)
         async for recs in self._records_after(pos):
             entries = []
             for rec in recs:
@@ -346,9 +402,25 @@ class Pipeline:
             )
         self.stats.batches = self.stats.samples = self.stats.bad_samples = 0  # count this run's live data
         self.stats.historical = self.stats.markers = self.stats.heartbeats = 0
+        if reloaded:  # the snapshot names the live version from now on
+            await self.save(force=True)
         if self._saved is not None:
             await self.writer.retain(self._saved)  # the next snapshot (within snapshot_interval) moves it on
         return rec_stats
+
+    async def _restore(self, saved: Saved) -> tuple[list[AlertEvent], bool]:
+        """The engine from a snapshot: restored, or reloaded when it was taken under another
+        rule version than the live one. Returns the closing events to hand on and whether it
+        was reloaded."""
+        closing = list(saved.closing)
+        if self.rules is not None and saved.ruleset != self.rules.change:
+            resumed = await self.rules.resume(saved.engine, saved.ruleset, self.tags)
+            if resumed is not None:
+                self.engine, closed = resumed
+                self._fit_trend()
+                return closing + closed, True
+        self.engine.restore(saved.engine)
+        return closing, False
 
     def _records_after(self, pos: Position | None) -> _Pages:
         return _Pages(self.writer, pos)

@@ -111,22 +111,10 @@ async def test_a_store_that_refuses_for_good_ends_run_with_one_line(tmp_path: Pa
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version VALUES (99)")
+    source = {"kind": "mqtt", "name": "feed", "host": "127.0.0.1", "port": free_port(),  # never reached
+              "subscriptions": [{"topic": "t/+", "tag": "line1/m1/{-1}", "value": "$.v"}]}  # fmt: skip
     (tmp_path / "plant.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "store": {"url": f"sqlite:///{db}"},
-                "sources": [
-                    {
-                        "kind": "mqtt",
-                        "name": "m",
-                        "host": "127.0.0.1",
-                        "port": free_port(),
-                        "subscriptions": [{"topic": "t/#", "tag": "a/{1}"}],
-                    }
-                ],
-            }
-        ),
-        encoding="utf-8",
+        yaml.safe_dump({"sources": [source], "store": {"url": f"sqlite:///{db}"}}), encoding="utf-8"
     )
     proc = await _start_run(tmp_path / "plant.yaml", "--duration", "20")
     _, err = await asyncio.wait_for(proc.communicate(), 15)

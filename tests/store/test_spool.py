@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,10 @@ from plantpulse.store.records import (
     KIND_INPUT,
     KIND_SAMPLES,
     Route,
+    decode_alerts,
     decode_input,
     decode_samples,
+    encode_alerts,
     encode_input,
     encode_samples,
 )
@@ -297,6 +301,14 @@ def test_input_records_round_trip() -> None:
     assert got.batch is not None and repr(got.batch.samples()) == repr(b.samples())
     beat = decode_input(encode_input(Route.HEARTBEAT, "s", None, None), TagRegistry())
     assert (beat.route, beat.watermark, beat.batch) == (Route.HEARTBEAT, None, None)
+
+
+def test_alert_records_keep_the_rule_version_and_older_ones_still_decode() -> None:
+    ev = AlertEvent("raised", "r", "a/b/c", "high", 5, 5, 1.0, "m", rule_version=7)
+    assert decode_alerts(encode_alerts([ev], None))[0] == [ev]
+    old = json.loads(encode_alerts([ev], None))
+    del old["events"][0]["rule_version"]  # written before approvals
+    assert decode_alerts(json.dumps(old).encode())[0] == [replace(ev, rule_version=None)]
 
 
 async def test_writer_spools_through_an_outage_and_replays_in_order(tmp_path: Path) -> None:
