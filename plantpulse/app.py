@@ -25,6 +25,7 @@ from plantpulse.collectors.registry import build_runner
 from plantpulse.config import PlantConfig
 from plantpulse.dashboards.state import BoardState
 from plantpulse.notifier.runtime import start_notifying
+from plantpulse.observe.parts import Observed
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.model import Rule
 from plantpulse.samples import SampleBatch, TagRegistry
@@ -87,8 +88,11 @@ async def run_pipeline(
         for t in src.tags
     ]
     board = BoardState(tags, plant.site.name)
+    observed = Observed(plant, writer)
     try:
-        notifying = await start_notifying(plant, store, journal=writer, board=board if plant.api else None)
+        notifying = await start_notifying(
+            plant, store, journal=writer, board=board if plant.api else None, observed=observed
+        )
     except BaseException:  # e.g. an outbox that cannot be opened: leave the spool closed and clean
         await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
         raise
@@ -130,6 +134,9 @@ async def run_pipeline(
         len(rules),
         _safe_url(plant.store.url),
     )
+    observed.running(
+        pipeline, runners, escalation=notifying.escalation, push=notifying.push, recovery=recovery
+    )
     if started is not None:
         started.set()
     stopping = asyncio.create_task(stop.wait(), name="stop")
@@ -138,6 +145,7 @@ async def run_pipeline(
         await asyncio.wait((stopping, processing), timeout=duration, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
+        observed.stopping()
         log.info("stopping: collectors first, then draining %d queued samples", len(pipeline.queue))
         for task in collecting:
             task.cancel()

@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "plantpulse.dashboards.grafana.cli",  # dashboards generate | push
     "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
     "plantpulse.alertcli",  # alerts list | show | export
+    "plantpulse.observe.status",  # status
 )
 
 
