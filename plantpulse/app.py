@@ -82,13 +82,13 @@ async def run_pipeline(
     if opening.exception() is not None:  # a StoreError: the store refused for good
         await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
         opening.result()
+    observed = Observed(plant, writer)  # what /metrics and the health probes read
     infos = [
         TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description)
         for src in plant.sources
         for t in src.tags
     ]
     board = BoardState(tags, plant.site.name)
-    observed = Observed(plant, writer)
     try:
         notifying = await start_notifying(
             plant, store, journal=writer, board=board if plant.api else None, observed=observed

@@ -158,13 +158,13 @@ class Api:
                 Route("/ack/{token}", self.ack_page, methods=["GET"]),
                 Route("/ack/{token}", self.ack_link, methods=["POST"]),
                 Route("/api/health", self._authed(self.health), methods=["GET"]),
+                *(observe_routes(observed, self.authorized) if observed is not None else []),
                 Route("/api/alerts", self._authed(self.alerts), methods=["GET"]),
                 Route("/api/alerts/{id}", self._authed(self.alert), methods=["GET"]),
                 Route("/api/alerts/{id}/journal", self._authed(self.journal), methods=["GET"]),
                 Route("/api/alerts/{id}/ack", self._authed(self.ack), methods=["POST"]),
                 Route("/api/alerts/{id}/shelve", self._authed(self.shelve), methods=["POST"]),
                 *(board_routes(board) if board is not None else []),  # read-only: no token
-                *(observe_routes(observed, self.authorized) if observed is not None else []),
             ]
         )
 
