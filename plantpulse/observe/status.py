@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -70,13 +69,10 @@ def _ask(url: str, token: str, timeout: float) -> tuple[int, dict[str, Any]] | s
         if e.code != 503:
             return f"{url} answered {e.code} {e.reason}: not a plantpulse with /api/health/ready"
         code, raw = e.code, e.read()
-    except urllib.error.URLError as e:
-        why = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else str(e.reason)
-        if isinstance(e.reason, TimeoutError | socket.timeout):
-            why = f"no answer within {timeout:g} s"
-        return f"plantpulse is not running or not reachable at {url}: {why}"
-    except (TimeoutError, OSError) as e:
-        return f"plantpulse is not running or not reachable at {url}: {e or 'no answer'}"
+    except urllib.error.URLError as e:  # connecting failed
+        return f"plantpulse is not running or not reachable at {url}: {_why(e.reason, timeout)}"
+    except OSError as e:  # the answer did not come (TimeoutError included)
+        return f"plantpulse is not running or not reachable at {url}: {_why(e, timeout)}"
     try:
         body = json.loads(raw)
     except ValueError:
@@ -84,6 +80,14 @@ def _ask(url: str, token: str, timeout: float) -> tuple[int, dict[str, Any]] | s
     if not isinstance(body, dict) or not isinstance(body.get("checks"), list):
         return f"{url} answered {code} without plantpulse's readiness body"
     return code, body
+
+
+def _why(reason: object, timeout: float) -> str:
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror  # "Connection refused", without the errno
+    return str(reason) or type(reason).__name__
 
 
 def status_lines(url: str, body: dict[str, Any]) -> list[str]:

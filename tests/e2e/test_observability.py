@@ -71,14 +71,22 @@ def value(series: Series, name: str, **labels: str) -> float | None:
     return series.get((name, frozenset(labels.items())))
 
 
-async def until(what: str, check: Callable[[], Awaitable[bool]], within: float = 20) -> None:
-    """Poll an outside observable (an HTTP endpoint) until ``check`` holds."""
+Check = Callable[[], Awaitable[tuple[bool, object]]]
+
+
+async def until(what: str, check: Check, within: float = 20) -> None:
+    """Poll an outside observable (an HTTP endpoint) until ``check`` holds; ``check`` returns
+    (holds, what it saw), and the last thing seen is in the failure."""
+    seen: object = None
     try:
         async with asyncio.timeout(within):
-            while not await check():  # noqa: ASYNC110  (a server's answer: no event to await)
-                await asyncio.sleep(0.05)
+            while True:
+                ok, seen = await check()
+                if ok:
+                    return
+                await asyncio.sleep(0.05)  # a server's answer: there is no event to await
     except TimeoutError:
-        raise AssertionError(f"not within {within:g} s: {what}") from None
+        raise AssertionError(f"not within {within:g} s: {what}; last seen: {seen}") from None
 
 
 async def status_command(config: Path) -> tuple[int, str, str]:
@@ -170,11 +178,12 @@ async def scenario_steps(
     pub.loop_start()
     try:
 
-        async def raised() -> bool:
+        async def raised() -> tuple[bool, object]:
             await asyncio.to_thread(
                 pub.publish(f"{topic}/t", json.dumps({"v": 99}), qos=1).wait_for_publish, 5
             )
-            return value(await scrape(), "plantpulse_alerts_raised_total", rule="hot") == 1
+            n = value(await scrape(), "plantpulse_alerts_raised_total", rule="hot")
+            return n == 1, n
 
         await until("the alert raised", raised)
         await asyncio.to_thread(pub.publish(f"{topic}/t", b"{not json", qos=1).wait_for_publish, 5)
@@ -217,10 +226,13 @@ async def scenario_steps(
     assert (back.code, back.answered) == (0, True) and back.lines[0].endswith(": ready"), back.lines
 
 
-async def _status_is(response: Awaitable[httpx.Response], code: int) -> bool:
-    return (await response).status_code == code
+async def _status_is(response: Awaitable[httpx.Response], code: int) -> tuple[bool, object]:
+    r = await response
+    return r.status_code == code, f"{r.status_code} {r.text}"
 
 
-async def _has(scraped: Awaitable[Series], name: str, ok: Callable[[float], bool], **labels: str) -> bool:
+async def _has(
+    scraped: Awaitable[Series], name: str, ok: Callable[[float], bool], **labels: str
+) -> tuple[bool, object]:
     v = value(await scraped, name, **labels)
-    return v is not None and ok(v)
+    return v is not None and ok(v), v

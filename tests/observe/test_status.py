@@ -64,6 +64,32 @@ async def test_nothing_listening_is_one_line_and_exit_1(
     ]
 
 
+async def test_a_process_that_does_not_answer_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await held.wait()  # accepts the connection, never answers (a hung process)
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        config = plant_yaml(tmp_path, port)
+        code = await asyncio.to_thread(main, ["status", "-c", str(config), "--timeout", "0.3"])
+    finally:
+        held.set()
+        server.close()
+        await server.wait_closed()
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err == (
+        f"plantpulse status: plantpulse is not running or not reachable at http://127.0.0.1:{port}: "
+        "no answer within 0.3 s\n"
+    )
+
+
 async def test_another_token_or_another_program_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
