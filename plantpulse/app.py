@@ -28,6 +28,7 @@ from plantpulse.collectors.registry import build_runner
 from plantpulse.config import LoadedConfig, PlantConfig
 from plantpulse.dashboards.state import BoardState
 from plantpulse.notifier.runtime import start_notifying
+from plantpulse.observe.parts import Observed
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.model import Rule
 from plantpulse.samples import SampleBatch, TagRegistry
@@ -92,6 +93,7 @@ async def run_pipeline(
     if opening.exception() is not None:  # a StoreError: the store refused for good
         await _bounded(writer.stop(drain_timeout=limit), 3 * limit, "closing the spool")
         opening.result()
+    observed = Observed(plant, writer)  # what /metrics and the health probes read
     infos = [
         TagInfo(t.name, t.name.rpartition("/")[0], t.unit, t.description)
         for src in plant.sources
@@ -111,7 +113,12 @@ async def run_pipeline(
             if plant.api:
                 routes = approvals.routes(plant.api.token.get_secret_value().encode(), store)
         notifying = await start_notifying(
-            plant, store, journal=writer, board=board if plant.api else None, routes=routes
+            plant,
+            store,
+            journal=writer,
+            board=board if plant.api else None,
+            routes=routes,
+            observed=observed,
         )
     except BaseException:  # e.g. an outbox that cannot be opened: leave the spool closed and clean
         if approvals is not None:
@@ -159,6 +166,9 @@ async def run_pipeline(
         len(rules),
         _safe_url(plant.store.url),
     )
+    observed.running(
+        pipeline, runners, escalation=notifying.escalation, push=notifying.push, recovery=recovery
+    )
     if started is not None:
         started.set()
     stopping = asyncio.create_task(stop.wait(), name="stop")
@@ -167,6 +177,7 @@ async def run_pipeline(
         await asyncio.wait((stopping, processing), timeout=duration, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
+        observed.stopping()
         log.info("stopping: collectors first, then draining %d queued samples", len(pipeline.queue))
         for task in collecting:
             task.cancel()

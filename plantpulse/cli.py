@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "plantpulse.dashboards.cli",  # board pin
     "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
     "plantpulse.alertcli",  # alerts list | show | export
+    "plantpulse.observe.status",  # status
 )
 
 

@@ -2,7 +2,10 @@
 
     GET  /ack/{token}                 confirmation page (zh/en, UTF-8) with a comment field
     POST /ack/{token}                 acknowledge: 200 ok, 403 forged, 410 expired, 409 used
-    GET  /api/health                  status and notifier counters
+    GET  /api/health                  status and notifier counters (kept; probes use the two below)
+    GET  /api/health/live             200 while the process and its event loop answer (no token)
+    GET  /api/health/ready            200 ready / 503 not, naming what is not (no token; plantpulse.observe)
+    GET  /metrics                     Prometheus text format (API token or api.metrics_token)
     GET  /api/alerts                  ?since= &until= &state= &rule= &asset= &limit= (plantpulse.alertquery)
     GET  /api/alerts/{id}             one alert with its ISA-18.2 state
     GET  /api/alerts/{id}/journal     its journal, oldest first
@@ -16,17 +19,17 @@ repeated or malformed one is a 400 whose ``error`` is one line for a person.
 
 The link is the credential of ``/ack``: anyone holding it may acknowledge as its person until
 it expires, once (the nonce is spent before the acknowledgement, so two taps cannot both
-succeed). Everything under ``/api`` needs ``Authorization: Bearer <token>``, compared in
-constant time. Acknowledgements are journaled with who (the link's person or ``by``), when,
-from where (``source`` = "link from <client address>" / "api from <client address>") and the
-comment. With a notifier they are recorded in its local outbox first (a link's nonce in the same
-transaction), stop the escalation before the answer is sent, and reach the store as soon as it
-takes them: while it is unreachable the answer (HTTP 200) shows the alert as the notifier knows it.
+succeed). Everything under ``/api`` but the two health probes needs ``Authorization: Bearer
+<token>``, compared in constant time. Acknowledgements are journaled with who (the link's
+person or ``by``), when, from where (``source`` = "link from <client address>" / "api from
+<client address>") and the comment. With a notifier they are recorded in its local outbox first
+(a link's nonce in the same transaction), stop the escalation before the answer is sent, and
+reach the store as soon as it takes them: while it is unreachable the answer (HTTP 200) shows
+the alert as the notifier knows it.
 """
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import re
@@ -41,6 +44,7 @@ from starlette.routing import BaseRoute, Route
 
 from plantpulse.alertquery import QueryError, alert_record, journal_record, parse_query, select
 from plantpulse.alerts import Alert
+from plantpulse.api.auth import bearer_ok, unauthorized
 from plantpulse.dashboards.board import board_routes
 from plantpulse.dashboards.state import BoardState
 from plantpulse.errors import StoreError
@@ -48,6 +52,8 @@ from plantpulse.notifier.clock import Clock, SystemClock
 from plantpulse.notifier.escalator import EscalationNotifier
 from plantpulse.notifier.links import Verdict, verify
 from plantpulse.notifier.outbox import Ack, Outbox
+from plantpulse.observe.parts import Observed
+from plantpulse.observe.routes import observe_routes
 from plantpulse.people.schema import Language, TeamConfig
 from plantpulse.store.base import Store
 from plantpulse.timefmt import parse_duration
@@ -126,13 +132,7 @@ def bearer(token: bytes) -> Callable[[Handler], Handler]:
 
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            ok = hmac.compare_digest(given.strip().encode("utf-8"), token)
-            if scheme.lower() != "bearer" or not ok:
-                return JSONResponse(
-                    {"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Bearer realm="plantpulse"'}
-                )
-            return await handler(request)
+            return await handler(request) if bearer_ok(request, token) else unauthorized()
 
         return guarded
 
@@ -154,6 +154,7 @@ class Api:
         clock: Clock | None = None,
         max_shelve: int = 8 * 3600 * 10**9,
         board: BoardState | None = None,
+        observed: Observed | None = None,
         routes: Callable[[Callable[[Handler], Handler]], Sequence[BaseRoute]] | None = None,
     ) -> None:
         """``routes(authed)``: more routes, given the bearer-token guard of this API."""
@@ -172,6 +173,7 @@ class Api:
                 Route("/ack/{token}", self.ack_page, methods=["GET"]),
                 Route("/ack/{token}", self.ack_link, methods=["POST"]),
                 Route("/api/health", self._authed(self.health), methods=["GET"]),
+                *(observe_routes(observed, self.authorized) if observed is not None else []),
                 Route("/api/alerts", self._authed(self.alerts), methods=["GET"]),
                 Route("/api/alerts/{id}", self._authed(self.alert), methods=["GET"]),
                 Route("/api/alerts/{id}/journal", self._authed(self.journal), methods=["GET"]),
@@ -184,6 +186,9 @@ class Api:
         )
 
     # -- auth ---------------------------------------------------------------------------------
+
+    def authorized(self, request: Request) -> bool:
+        return bearer_ok(request, self._token)
 
     def _authed(self, handler: Handler) -> Handler:
         return bearer(self._token)(handler)

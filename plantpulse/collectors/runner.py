@@ -10,8 +10,8 @@ Collectors only connect, read or stream, and raise. The runner
   value) and is counted; it then backs off like a stream;
 * tracks availability and logs ONCE when a source goes away (``name (address): unavailable:
   why``) and ONCE when it comes back; further failures of the same outage log at debug;
-* counts samples, bad-quality samples, reconnects and errors by cause, readable at any time
-  as an immutable ``SourceStatus`` snapshot;
+* counts samples, bad-quality samples, reconnect attempts, reconnections (available, lost and
+  back) and errors by cause, readable at any time as an immutable ``SourceStatus`` snapshot;
 * admits samples (``admission.Admission``, for every kind the same way): a sample stamped
   outside ``[arrival - accept.behind, arrival + accept.ahead]``, or of a new tag beyond
   ``accept.max_tags``, is quarantined (counted per cause, logged once per cause, handed to the
@@ -95,6 +95,7 @@ class SourceStatus:
     markers: int = 0  # watchdog and gap markers emitted
     stale: tuple[str, ...] = ()  # tags the watchdog currently holds stale
     quarantined: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # by cause
+    reconnected: int = 0  # times it was available, went away and came back (not: attempts)
 
 
 def cause_of(error: SourceError) -> str:
@@ -185,6 +186,7 @@ class CollectorRunner:
         self._marker_count = 0
         self._admission = Admission(accept or Accept(), self._tags)
         self._quarantined: dict[str, int] = {}
+        self._reconnected = 0
 
     @classmethod
     def build(cls, make: Callable[[QualitySink], Collector], sink: Sink, **options: Any) -> CollectorRunner:
@@ -212,6 +214,7 @@ class CollectorRunner:
             markers=self._marker_count,
             stale=tuple(self._watchdog.stale_tags()) if self._watchdog is not None else (),
             quarantined=MappingProxyType(dict(self._quarantined)),
+            reconnected=self._reconnected,
         )
 
     async def run(self) -> None:
@@ -393,6 +396,7 @@ class CollectorRunner:
             down = format_duration(round((now - (self._since or now)) * 1e9))
             log.info("%s (%s): available again after %s", self.name, self.address, down)
         if self._lost_at is not None:
+            self._reconnected += 1
             self._markers.append(GapMarker(self.name, self._lost_at, self._wallclock()).sample())
             self._lost_at = None
             self._wake.set()  # a heartbeat-only recovery has no delivery to carry the marker

@@ -41,10 +41,8 @@ def _line(alert_id: str, by: str | None, at: int | None, rule: str, tag: str) ->
 
 def _via_api(api: ApiConfig, alert_id: str, by: str, comment: str | None, timeout: float) -> Result | None:
     """Through the running process; None when it does not answer."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(api.host, api.host)
-    host = f"[{host}]" if ":" in host else host
     request = urllib.request.Request(
-        f"http://{host}:{api.port}/api/alerts/{quote(alert_id, safe='')}/ack",
+        f"{api.local_url()}/api/alerts/{quote(alert_id, safe='')}/ack",
         data=json.dumps({"by": by, "comment": comment}).encode("utf-8"),
         headers={
             "Authorization": f"Bearer {api.token.get_secret_value()}",

@@ -74,6 +74,11 @@ class PushNotifier:
         self._tasks: list[asyncio.Task[None]] = []
         self.counts = Counter[str]()  # sent, failed, dropped
 
+    @property
+    def queued(self) -> int:
+        """Pushes waiting in the destinations' queues (read by /metrics)."""
+        return sum(d.queue.qsize() for d in self._dests)
+
     def submit(self, events: Sequence[AlertEvent], on_shift: dict[str, dict[str, list[str]]]) -> None:
         for ev in events:
             push = render(ev, on_shift.get(ev.alert_id))

@@ -33,6 +33,7 @@ from plantpulse.notifier.journal import JournalSink
 from plantpulse.notifier.links import ENV_SECRET, secret_from
 from plantpulse.notifier.outbox import Outbox
 from plantpulse.notifier.push import PushNotifier
+from plantpulse.observe.parts import Observed
 from plantpulse.people.roster import Roster
 from plantpulse.store.base import Store
 from plantpulse.store.sqlite_outbox import SQLiteOutbox
@@ -97,13 +98,15 @@ async def start_notifying(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     board: BoardState | None = None,
+    observed: Observed | None = None,
     routes: Callable[[Callable[[Handler], Handler]], Sequence[BaseRoute]] | None = None,
     **notifier_options: Any,
 ) -> Notifying:
     """Build and start the notifiers and the API the config asks for. ``store`` need not be
     reachable (nor open yet): the notifier only forwards acknowledgements to it and watches it
     for those made elsewhere, each in a task of its own. ``journal``: where journal entries go
-    (the spool writer); without it the notifier journals nothing."""
+    (the spool writer); without it the notifier journals nothing. ``observed``: what the API's
+    /metrics and health probes read."""
     env = os.environ if env is None else env
     api = api if api is not None else getattr(plant, "api", None)
     out = Notifying()
@@ -137,7 +140,7 @@ async def start_notifying(
         out.api = Api(
             store, token=api.token.get_secret_value(), secret=secret, outbox=out.outbox,
             notifier=out.escalation, team=team if has_team(plant) else None, clock=clock,
-            max_shelve=api.max_shelve, board=board, routes=routes,
+            max_shelve=api.max_shelve, board=board, routes=routes, observed=observed,
         )  # fmt: skip
         await out._serving.enter_async_context(serving(out.api.app, api.host, api.port))
         log.info("board, API and acknowledge links on http://%s", api.listen)

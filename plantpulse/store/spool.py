@@ -50,6 +50,7 @@ from typing import IO
 from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.config import SpoolConfig
 from plantpulse.errors import StoreError, StoreUnavailable
+from plantpulse.observe.histogram import STORE_WRITE_BUCKETS, Histogram, HistogramSnapshot
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.store.base import Store
 from plantpulse.store.files import fsync_dir, open_private, private_dir, replace_private
@@ -446,6 +447,7 @@ class SpoolStats:
     last_error: str | None
     fsyncs: int = 0  # append groups: records appended / fsyncs is the grouping at work
     transactions: int = 0  # store transactions that committed records
+    write_seconds: HistogramSnapshot | None = None  # how long each of those took in the store
 
 
 Appended = asyncio.Future[Position | None]
@@ -509,6 +511,7 @@ class SpoolWriter:
         )  # fmt: skip
         self._full_logged = False
         self._last_error: str | None = None
+        self._write_seconds = Histogram(STORE_WRITE_BUCKETS)
 
     async def __aenter__(self) -> SpoolWriter:
         await self.start()
@@ -630,6 +633,7 @@ class SpoolWriter:
             pending_records=self.spool.pending_records,
             pending_bytes=self.spool.pending_bytes,
             last_error=self._last_error,
+            write_seconds=self._write_seconds.snapshot(),
             **self._counts,
         )
 
@@ -755,8 +759,11 @@ class SpoolWriter:
     async def _apply_head(self, todo: deque[Record]) -> None:
         """Commit the run of records at the head of ``todo`` in one store transaction and mark
         them committed in the spool; on an error nothing is popped. A StoreError that is not an
-        outage is narrowed down to the one record to reject."""
+        outage is narrowed down to the one record to reject. The store's time for a committed
+        run is observed in ``write_seconds``."""
         run, batches = self._sample_run(todo)
+        stored = bool(batches) or not run  # a run of heartbeats alone never reaches the store
+        started = time.perf_counter()
         if run:
             if len(batches) > 1:
                 try:
@@ -789,6 +796,8 @@ class SpoolWriter:
             except (ValueError, KeyError, TypeError, struct.error) as e:
                 raise StoreError(f"spool record {rec.batch_id} cannot be decoded: {e}") from e
             self._counts["committed" if ok else "skipped"] += 1
+        if stored:
+            self._write_seconds.observe(time.perf_counter() - started)
         self._counts["transactions"] += 1
         if self._after_commit is not None:
             self._after_commit(run[-1].batch_id)

@@ -187,3 +187,19 @@ async def test_polled_failure_marks_tags_bad(sink: RecordingSink) -> None:
     assert status.errors == {"unavailable": 2} and status.bad_samples == 4 and status.samples == 6
     assert "timed out" in (status.last_error or "")
     assert poller.closed
+
+
+async def test_reconnected_counts_connections_regained_not_attempts(sink: RecordingSink) -> None:
+    """What /metrics exports as ``plantpulse_source_reconnects_total``: a first connection that
+    needed retries is no reconnection; a lost one that took three attempts to regain is one."""
+    good = [Sample(1, "line1/press/force", 1.0)]
+    collector = ScriptedStream([unavailable(), good, unavailable(), unavailable(), good])
+    runner = CollectorRunner(
+        collector, sink, backoff=Backoff(initial=1, jitter=0), sleep=RecordingSleep(10), wallclock=lambda: 99
+    )
+    task = asyncio.create_task(runner.run())
+    await sink.wait_for(lambda s: len(s.samples) == 2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    status = runner.status()
+    assert (status.reconnected, status.reconnects) == (1, 4)
