@@ -110,9 +110,16 @@ async def test_a_store_that_refuses_for_good_ends_run_with_one_line(tmp_path: Pa
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version VALUES (99)")
+    source = {
+        "kind": "mqtt",
+        "name": "m",
+        "host": "127.0.0.1",
+        "port": 1,
+        "subscriptions": [{"topic": "x/+", "tag": "a/{1}", "value": "$.v"}],
+    }  # never reached
     (tmp_path / "plant.yaml").write_text(
-        yaml.safe_dump({"store": {"url": f"sqlite:///{db}"}}), encoding="utf-8"
-    )
+        yaml.safe_dump({"sources": [source], "store": {"url": f"sqlite:///{db}"}}), encoding="utf-8"
+    )  # fmt: skip
     proc = await _start_run(tmp_path / "plant.yaml", "--duration", "20")
     _, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 1
