@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from demo_helpers import read_until
+from demo_helpers import read_until, reap, stop
 
 from plantpulse.httpserve import free_port
 
@@ -54,13 +54,9 @@ async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: sig
         assert [a["tag"] for a in board["active"]] == ["line1/weld02/current"]
         assert {a["asset"] for a in board["assets"]} >= {"line1/weld01", "line1/weld02", "line1/weld03"}
         assert "实时看板" in page.text
-        proc.send_signal(sig)
-        rest = await read_until(proc.stdout, r"^汇总:", 20)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        rest = await stop(proc, sig, r"^汇总:")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await reap(proc)
     summary = re.search(r"汇总:样本 (\d+) 个,报警 (\d+) 条", rest[-1])
     assert summary is not None, rest
     with sqlite3.connect(db) as conn:
