@@ -145,6 +145,20 @@ def test_simulate_port_in_use(tmp_path: Path, protocol: str, expected: str) -> N
     )
 
 
+def test_simulate_replay_port_in_use(tmp_path: Path) -> None:
+    (tmp_path / "r.csv").write_text("ts,tag,value\n2026-01-01T00:00:00Z,a/b,1\n", encoding="utf-8")
+    with listening() as port:
+        done = plantpulse(
+            "simulate", "--replay", "r.csv", "--protocol", "opcua", "--opcua-port", str(port), cwd=tmp_path
+        )
+    one_line(
+        done,
+        f"plantpulse: cannot listen on 127.0.0.1:{port} for the OPC UA server: {IN_USE}; "
+        + AGAIN
+        + " --opcua-port (0: any free port)",
+    )
+
+
 def test_simulate_where_a_broker_already_runs(tmp_path: Path, mqtt_broker: tuple[str, int]) -> None:
     """The first-device guide's ``simulate --scenario`` on a machine with Mosquitto on 1883."""
     host, port = mqtt_broker
