@@ -1,20 +1,30 @@
 """``plantpulse`` command line. Each area registers its own subcommands through ``register``.
 
-Exit codes: 0 success, 1 invalid input (config, rules, failing rule tests), 2 usage errors,
-130 interrupted, 141 (128 + SIGPIPE, as a killed ``cat`` reports) when the reader of stdout
-went away (``plantpulse alerts export | head``): quietly, without a traceback.
+Exit codes: 0 success, 1 invalid input (config, rules, failing rule tests) or an expected
+failure, 2 usage errors, 130 interrupted, 141 (128 + SIGPIPE, as a killed ``cat`` reports) when
+the reader of stdout went away (``plantpulse alerts export | head``): quietly, without a traceback.
+
+Expected failures are translated here, once, into one line on stderr (what, where, what to
+do): every ``PlantPulseError`` (a port in use, the spool held by another plantpulse, a store
+that refuses, a broker that is not there, a file we may not write) and the ``OSError``s of
+files and ports that reach us untranslated. ``-v`` prints the traceback before that line.
+Library chatter (asyncua, amqtt, pymodbus, ...) is the libraries' business: below ERROR, and
+every traceback they log, it is shown only with ``-v`` (logsetup.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
-import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
-from plantpulse.errors import ConfigError
+from plantpulse.errors import ConfigError, PlantPulseError, SourceError, StoreError, denied
+from plantpulse.logsetup import setup_logging
 
 # Modules that contribute subcommands; each has ``register(subparsers) -> None`` and sets
 # ``func(args) -> int`` on its parsers. Imported here, explicitly, not discovered.
@@ -45,16 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
-    )
-    if verbose < 2:
-        for noisy in ("asyncua", "uvicorn.access", "apprise", "pymodbus", "amqtt", "transitions"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
@@ -79,6 +79,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except (PlantPulseError, OSError) as e:
+        line = error_line(e)
+        if line is None:
+            raise  # not an expected failure: a bug, whose traceback is the report
+        if args.verbose:
+            traceback.print_exc()
+        print(f"plantpulse: {line}", file=sys.stderr, flush=True)
+        return 1
+
+
+_OS_HINTS = {
+    errno.EADDRINUSE: "stop the program using that port, or choose another port",
+    errno.ENOSPC: "free some space there, or choose another location",
+}
+
+
+def error_line(e: BaseException) -> str | None:
+    """One line for an expected failure (what, where, what to do); None for anything else."""
+    if isinstance(e, SourceError):
+        text = e.line()
+    elif isinstance(e, StoreError):
+        text = f"store: {e}"
+    elif isinstance(e, PlantPulseError):
+        text = str(e)
+    elif isinstance(e, OSError) and e.filename is not None and e.errno in (
+        errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+    ):  # fmt: skip
+        message, advice = denied("", Path(os.fsdecode(e.filename)), e, "use")
+        return f"{message}; {advice}"
+    elif isinstance(e, OSError) and e.errno in _OS_HINTS:
+        return f"{e.strerror or e}: {_OS_HINTS[e.errno]}"
+    else:
+        return None
+    hint = getattr(e, "hint", None)
+    return f"{text}; {hint}" if hint else text
 
 
 if __name__ == "__main__":

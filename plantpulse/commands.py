@@ -9,16 +9,14 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from plantpulse.alerts import AlertEvent
 from plantpulse.config import StreamConfig, load_config
-from plantpulse.errors import StoreError
-from plantpulse.timefmt import NS_PER_S, format_duration
+from plantpulse.errors import ListenError, SourceUnavailable
+from plantpulse.timefmt import NS_PER_S
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +38,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--rules", type=Path, nargs="+", default=[DEMO_DIR / "weld-rules.yaml"], help="rule files")
     p.add_argument(
         "--mqtt-broker", default=None, metavar="HOST:PORT", help="MQTT broker (default: an embedded one)"
+    )
+    p.add_argument(
+        "--lang", choices=["zh", "en"], default=None, help="language of the run (default: from the locale)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the previous run's store and state (default: start afresh, removing them)",
     )
     p.set_defaults(func=_demo)
 
@@ -87,21 +93,26 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from plantpulse.app import run_pipeline
+    from plantpulse.console import Console
     from plantpulse.rules.loader import load_rule_files
 
     loaded = load_config(args.config, need_sources=True)
     rules = load_rule_files(loaded.rule_files)
+    console = Console(loaded.plant.team.language)
 
     async def run(stop: asyncio.Event) -> int:
         result = await run_pipeline(
-            loaded.plant, rules, stop=stop, duration=args.duration, on_alert=_print_alert, loaded=loaded
+            loaded.plant, rules, stop=stop, duration=args.duration, on_alert=console.alert, loaded=loaded
         )
-        _print_summary(
-            result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts
-        )
+        stats = result.stats
+        console.summary(stats.samples, stats.raised, stats.cleared, result.notifier_counts)
         return 0
 
-    return serve(run, loaded.plant.stream)
+    try:
+        return serve(run, loaded.plant.stream)
+    except ListenError as e:
+        e.advise(f"api.listen in {args.config}")
+        raise
 
 
 def serve(main: Callable[[asyncio.Event], Awaitable[int]], stream: StreamConfig) -> int:
@@ -140,11 +151,7 @@ def serve(main: Callable[[asyncio.Event], Awaitable[int]], stream: StreamConfig)
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
-    try:
-        return asyncio.run(go())
-    except StoreError as e:
-        print(f"plantpulse: store: {e}", file=sys.stderr)
-        return 1
+    return asyncio.run(go())
 
 
 def _overrun(name: str, seconds: float, code: int) -> None:
@@ -168,33 +175,27 @@ def _ack(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from plantpulse.demo import run_demo
+    from plantpulse.demo.text import default_language
 
+    if not args.verbose:  # the demo narrates, in its language; our English logs come with -v
+        logging.getLogger("plantpulse").setLevel(logging.WARNING)
     broker = None
     if args.mqtt_broker:
         host, _, port = args.mqtt_broker.rpartition(":")
         broker = (host or "127.0.0.1", int(port))
+    lang = args.lang or default_language(os.environ)
 
     def demo(stop: asyncio.Event) -> Awaitable[int]:
         return run_demo(
-            args.scenario, args.rules, args.store, args.duration, args.listen, mqtt_broker=broker, stop=stop
-        )
+            args.scenario, args.rules, args.store, args.duration, args.listen,
+            mqtt_broker=broker, stop=stop, lang=lang, resume=args.resume,
+        )  # fmt: skip
 
-    return serve(demo, StreamConfig())
-
-
-def _print_alert(ev: AlertEvent) -> None:
-    clock = time.strftime("%H:%M:%S", time.localtime(ev.at // NS_PER_S))
-    if ev.kind == "raised":
-        line = f"{clock} RAISED  {ev.severity:<8} {ev.rule} {ev.tag}: {ev.message}"
-    else:
-        active = format_duration(ev.at - ev.raised_at)
-        line = f"{clock} CLEARED {ev.severity:<8} {ev.rule} {ev.tag} after {active}"
-    print(line, flush=True)
-
-
-def _print_summary(samples: int, raised: int, cleared: int, pushes: dict[str, int]) -> None:
-    push_text = ", ".join(f"{k} {v}" for k, v in sorted(pushes.items())) or "none"
-    print(
-        f"summary: {samples} samples, {raised} alerts raised, {cleared} cleared; pushes: {push_text}",
-        flush=True,
-    )
+    try:
+        return serve(demo, StreamConfig())
+    except ListenError as e:
+        e.advise("--listen HOST:PORT")
+        raise
+    except SourceUnavailable as e:
+        e.hint = "start that broker, or leave out --mqtt-broker to use an embedded one"
+        raise

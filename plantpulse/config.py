@@ -147,6 +147,10 @@ class SpoolConfig(StrictModel):
     commit_samples: int = Field(
         50_000, ge=1, description="samples per store transaction at most when several records are pending"
     )
+    lock_wait: Duration = Field(
+        10_000_000_000,
+        description="how long a start waits for a previous plantpulse that still holds the spool",
+    )
 
 
 class StoreConfig(StrictModel):

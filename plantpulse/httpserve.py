@@ -1,18 +1,22 @@
 """Serving an ASGI app with uvicorn inside our own event loop (board, API, push receiver).
 
 uvicorn normally installs its own SIGINT/SIGTERM handlers; here the command that runs the
-pipeline owns the signals, so they are left alone, and shutdown is ours to trigger.
+pipeline owns the signals, so they are left alone, and shutdown is ours to trigger. We bind the
+socket ourselves: uvicorn answers a failed bind with ``sys.exit`` inside its task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
+
+from plantpulse.ports import bind, free_port
+
+__all__ = ["free_port", "serving"]
 
 
 class _Server(uvicorn.Server):
@@ -21,23 +25,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
     """Serve ``app`` on ``host:port`` (0: a free port) until the block ends; yields the port."""
-    port = port or free_port(host)
+    sock = bind(host, port, "http")
+    port = int(sock.getsockname()[1])
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
-    while not server.started:
-        if task.done():
-            task.result()  # the bind failed: raise it here
-            raise OSError(f"cannot serve on {host}:{port}")
-        await asyncio.sleep(0.01)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http {host}:{port}")
+    try:
+        await _started(server, task)
+    except BaseException:
+        sock.close()
+        raise
     try:
         yield port
     finally:
@@ -48,3 +47,11 @@ async def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIter
             await end_streams()
         server.should_exit = True
         await task
+
+
+async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    while not server.started:
+        if task.done():
+            task.result()
+            raise OSError(f"cannot serve on {server.config.host}:{server.config.port}")
+        await asyncio.sleep(0.01)

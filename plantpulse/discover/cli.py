@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from plantpulse.errors import AuthenticationError, SourceError, SourceUnavailable
+from plantpulse.errors import SourceError, SourceUnavailable
 
 __all__ = ["register"]
 
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace, work: Coroutine[Any, Any, tuple[list[str], st
     try:
         table, text = asyncio.run(work)
     except SourceError as e:
-        print(_error_line(e), file=sys.stderr)
+        print(e.line(), file=sys.stderr)
         return 1
     except (_Refused, ValueError) as e:
         print(f"discover {args.discover_command}: {_first_line(e)}", file=sys.stderr)
@@ -131,12 +131,6 @@ def _run(args: argparse.Namespace, work: Coroutine[Any, Any, tuple[list[str], st
     if text:
         sys.stdout.write(text)
     return 0
-
-
-def _error_line(e: SourceError) -> str:
-    reason = str(e).removeprefix(f"{e.source} ({e.address}): ")
-    kind = e.failure if isinstance(e, AuthenticationError) else "unavailable"
-    return f"{e.address}: {kind}: {reason}"
 
 
 def _first_line(e: Exception) -> str:

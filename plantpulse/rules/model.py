@@ -284,6 +284,15 @@ class Rule:
         asset = asset_of(tag)
         return [tag] + [t.replace("{asset}", asset) for t in self.inputs]
 
+    @property
+    def held_ns(self) -> int:
+        """How long the rule's condition has held when it fires: its ``for``, and for a stale
+        rule the silence before it too (``stale + for``: a stale rule without ``for`` fires
+        after ``stale`` without a sample, not after nothing)."""
+        if isinstance(self.condition, Stale):
+            return self.condition.stale_ns + self.for_ns
+        return self.for_ns
+
     def template_values(self, tag: str, value: float, aux: float | None = None) -> Fields:
         """The message fields; ``aux`` is the held setpoint tag or the rate (see the kinds)."""
         return {
@@ -292,7 +301,7 @@ class Rule:
             "asset": asset_of(tag),
             "rule": self.id,
             "severity": self.severity,
-            "duration": format_duration(self.for_ns),
+            "duration": format_duration(self.held_ns),
             **self.condition.fields(value, aux),
         }
 

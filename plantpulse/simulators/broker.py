@@ -16,6 +16,7 @@ import importlib
 import logging
 from typing import Any
 
+from plantpulse.errors import ListenError
 from plantpulse.simulators.service import Service
 
 __all__ = ["EmbeddedBroker"]
@@ -46,7 +47,10 @@ class EmbeddedBroker(Service):
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
         broker = broker_module.Broker(config)
-        await broker.start()
+        try:
+            await broker.start()
+        except Exception as e:  # amqtt's BrokerError, caused by the bind's OSError
+            raise ListenError.from_exception(e, "mqtt", self.host, self.port) or e from None
         server = broker._servers["default"].instance  # amqtt exposes no public bound-port accessor
         self.port = int(server.sockets[0].getsockname()[1])
         self._broker = broker

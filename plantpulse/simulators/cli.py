@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 from typing import Any
 
+from plantpulse.errors import ListenError, SourceUnavailable
 from plantpulse.simulators.broker import EmbeddedBroker
 from plantpulse.simulators.line import SimulatedLine
 from plantpulse.simulators.replay import Replayer, ReplayProtocol, load_replay, make_target
@@ -87,13 +89,34 @@ def _speed(text: str) -> float | None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    """Expected failures go to ``cli.main`` (one line), with the option that fixes them."""
     broker = _broker(args.mqtt_broker)
-    if args.replay is not None:
-        if args.protocol is None:
-            raise SystemExit("plantpulse simulate: --replay needs --protocol opcua|modbus|mqtt")
-        return asyncio.run(_replay(args, broker, _speed(args.speed)))
-    scenario = load_scenario(args.scenario)  # ConfigError -> exit 1 with FILE:LINE:COL lines
-    return asyncio.run(_serve(scenario, args, broker))
+    try:
+        if args.replay is not None:
+            if args.protocol is None:
+                raise SystemExit("plantpulse simulate: --replay needs --protocol opcua|modbus|mqtt")
+            return asyncio.run(_replay(args, broker, _speed(args.speed)))
+        scenario = load_scenario(args.scenario)  # ConfigError -> exit 1 with FILE:LINE:COL lines
+        return asyncio.run(_serve(scenario, args, broker))
+    except ListenError as e:
+        e.advise(_LISTEN_OPTIONS[e.service])
+        if e.service == "mqtt" and e.errno == errno.EADDRINUSE:
+            e.hint = (
+                f"if that is an MQTT broker, publish to it with --mqtt-broker {e.host}:{e.port}; "
+                f"or choose another port with {_LISTEN_OPTIONS['mqtt']}"
+            )
+        raise
+    except SourceUnavailable as e:
+        e.hint = "start that broker, or leave out --mqtt-broker to use an embedded one"
+        raise
+
+
+_LISTEN_OPTIONS = {
+    "opcua": "--opcua-port (0: any free port)",
+    "modbus": "--modbus-port (0: any free port)",
+    "mqtt": "--mqtt-port (0: any free port)",
+    "http": "--host",
+}
 
 
 def _stop_event() -> asyncio.Event:

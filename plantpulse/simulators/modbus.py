@@ -41,6 +41,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from plantpulse.collectors.modbus_config import BIT_TABLES, ModbusSource, ModbusTag, Table
 from plantpulse.collectors.modbus_plan import TABLES, encode
+from plantpulse.ports import bind
 from plantpulse.simulators.scenario import SIGNALS, Frame, Scenario
 from plantpulse.simulators.service import Service
 
@@ -298,7 +299,12 @@ class ModbusDeviceServer(Service):
             )
         else:
             server = ModbusTcpServer(devices, address=(self.host, self.port), trace_packet=self._trace)
-        await server.serve_forever(background=True)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError:  # pymodbus says only "Could not start listen": find out why
+            if self.device is None:
+                bind(self.host, self.port, "modbus").close()  # raises the ListenError, if that is it
+            raise
         self._server = server
         if self.device is None and self.port == 0:
             sockets = cast(asyncio.Server, server.transport).sockets

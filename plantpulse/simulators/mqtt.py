@@ -58,6 +58,7 @@ from plantpulse.collectors.sparkplug import (
     encode_payload,
     node_topic,
 )
+from plantpulse.errors import SourceUnavailable
 from plantpulse.simulators.scenario import SIGNALS, Scenario
 from plantpulse.simulators.service import Service
 
@@ -196,8 +197,14 @@ class MqttSimulator(Service):
             self._bd_seq = (self._bd_seq + 1) % 256
             will = encode_payload(None, None, [MetricValue(BDSEQ_METRIC, None, DataType.INT64, self._bd_seq)])
             client.will_set(node_topic(self.group, "NDEATH", self.node), will, qos=1)
+        try:
+            await asyncio.to_thread(client.connect, self.host, self.port, 30)
+        except OSError as e:  # refused, unknown host, unreachable: the broker is not there
+            reason = e.strerror or str(e) or type(e).__name__
+            raise SourceUnavailable(
+                "MQTT broker", f"mqtt://{self.host}:{self.port}", f"cannot connect: {reason.lower()}"
+            ) from e
         self._client = client
-        await asyncio.to_thread(client.connect, self.host, self.port, 30)
         client.loop_start()
         async with asyncio.timeout(self.connect_timeout):
             await self._connected.wait()

@@ -30,7 +30,8 @@ from asyncua.crypto.validator import CertificateValidator, CertificateValidatorO
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 
-from plantpulse.httpserve import free_port
+from plantpulse.errors import ListenError
+from plantpulse.ports import free_port
 from plantpulse.simulators.scenario import NAMESPACE_URI, SIGNALS, Frame, Scenario
 from plantpulse.simulators.service import Service
 
@@ -162,7 +163,11 @@ class OpcUaSimulator(Service):
         self._last = {signal: _Last.empty(self.scenario.welders) for signal in SIGNALS}
         k = max(self.tick_at(self._clock()), 0)
         await self._write_tick(k)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as e:
+            self._server = None
+            raise ListenError.from_exception(e, "opcua", self.host, self.port) or e from None
         self._task = asyncio.create_task(self._ticks(k + 1), name=f"simulator {self.endpoint}")
         log.debug(
             "simulator %s serving %d tags of %s on %s",

@@ -54,7 +54,8 @@ from plantpulse.collectors.modbus_config import ModbusSource
 from plantpulse.collectors.modbus_plan import encode
 from plantpulse.collectors.mqtt_config import MqttSource
 from plantpulse.config import OpcUaSource, OpcUaTag
-from plantpulse.httpserve import free_port
+from plantpulse.errors import ListenError
+from plantpulse.ports import free_port
 from plantpulse.samplefile import read_samples
 from plantpulse.samples import Quality, TagRegistry
 from plantpulse.simulators.modbus import ModbusDeviceServer
@@ -258,7 +259,10 @@ class OpcUaReplayTarget:
                 ua.NodeId.from_string(node_id(name, ns)), ua.QualifiedName(name, ns), ua.Variant(0.0)
             )
             self._nodes.append(var.nodeid)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as e:
+            raise ListenError.from_exception(e, "opcua", self.host, self.port) or e from None
         self._server = server
 
     async def stop(self) -> None:

@@ -49,7 +49,7 @@ from typing import IO
 
 from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.config import SpoolConfig
-from plantpulse.errors import StoreError, StoreUnavailable
+from plantpulse.errors import AccessDenied, SpoolInUse, StoreError, StoreUnavailable
 from plantpulse.observe.histogram import STORE_WRITE_BUCKETS, Histogram, HistogramSnapshot
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.store.base import Store
@@ -106,6 +106,15 @@ class Record:
     @property
     def position(self) -> Position:
         return (self.segment, self.end)
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid written in a LOCK file by its holder (None if unreadable or from before pids)."""
+    try:
+        text = path.read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _seg_name(n: int) -> str:
@@ -181,21 +190,38 @@ class Spool:
 
     def open(self) -> None:
         """Lock the directory (waiting up to ``lock_wait`` s for a previous owner that is still
-        going away), cut a torn tail, find the committed position and what is pending."""
-        private_dir(self.dir)
-        lockfile = open_private(self.dir / "LOCK", "ab")
+        going away), cut a torn tail, find the committed position and what is pending.
+
+        The lock holder's pid is written in ``LOCK``, so a second process is told who has it
+        (SpoolInUse); a directory it may not create or write is AccessDenied."""
+        try:
+            private_dir(self.dir)
+            lockfile = open_private(self.dir / "LOCK", "ab")
+        except OSError as e:
+            if AccessDenied.is_denied(e):
+                raise AccessDenied("the spool and state directory", self.dir, e) from e
+            raise
         deadline = time.monotonic() + self.lock_wait
+        waiting = False
         while True:
             try:
                 fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError:
+                holder = lock_holder(self.dir / "LOCK")
                 if time.monotonic() >= deadline:
                     lockfile.close()
-                    raise StoreError(
-                        f"spool {self.dir} is in use by another process (waited {self.lock_wait:g} s)"
-                    ) from None
+                    raise SpoolInUse(self.dir, holder) from None
+                if not waiting:
+                    waiting = True
+                    log.info(
+                        "spool %s is held by pid %s; waiting up to %g s for it to go away",
+                        self.dir, holder or "?", self.lock_wait,
+                    )  # fmt: skip
                 time.sleep(0.05)  # a killed predecessor releases the lock as it exits
+        lockfile.truncate(0)  # append mode: the pid is the file's whole content
+        lockfile.write(f"{os.getpid()}\n".encode())
+        lockfile.flush()
         self._lockfile = lockfile
         segs = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
         committed = self._load_committed()
@@ -480,7 +506,10 @@ class SpoolWriter:
         if cfg.dir is None:
             raise ValueError("SpoolWriter needs a spool directory (StoreConfig fills it in from the URL)")
         self.store = store
-        self.spool = Spool(cfg.dir, cfg.max_bytes, cfg.segment_bytes, cfg.fsync, keep_inputs=keep_inputs)
+        self.spool = Spool(
+            cfg.dir, cfg.max_bytes, cfg.segment_bytes, cfg.fsync,
+            keep_inputs=keep_inputs, lock_wait=cfg.lock_wait / 1e9,
+        )  # fmt: skip
         self._commit_samples = cfg.commit_samples
         self._open_store = open_store
         self._store_open = not open_store
@@ -712,9 +741,13 @@ class SpoolWriter:
                 continue
             except StoreError as e:
                 if not self._store_open:  # open() failed for good (bad URL, credentials, migration)
-                    self._opened(e)
+                    first = self._first_open is not None and not self._first_open.done()
+                    self._opened(e)  # the first failure is the caller's to report (opened() raises it)
                     self._last_error = str(e)
-                    log.error("store cannot be opened: %s; retrying in %.0f s", e, self._backoff[1])  # noqa: TRY400
+                    log.log(
+                        logging.DEBUG if first else logging.ERROR,
+                        "store cannot be opened: %s; retrying in %.0f s", e, self._backoff[1],
+                    )  # fmt: skip
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), self._backoff[1])
                     continue

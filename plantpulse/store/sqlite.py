@@ -16,6 +16,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
@@ -23,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plantpulse.alerts import Alert, AlertEvent, JournalEntry, Severity
-from plantpulse.errors import StoreError, StoreUnavailable
+from plantpulse.errors import StoreError, StoreUnavailable, denied
 from plantpulse.samples import Quality, Sample, SampleBatch, TagRegistry, asset_of
 from plantpulse.store.base import Bucket, TagInfo
 from plantpulse.store.sqlite_thread import SQLiteThread
@@ -258,6 +259,11 @@ class SQLiteStore:
             await self._db.open(_migrate)
         except sqlite3.Error as exc:
             raise _translate(exc, f"open {self.path}") from exc
+        except OSError as exc:  # creating the file or its folder: one line, never a dead writer task
+            message, hint = denied("the SQLite store", Path(self.path), exc)
+            error = StoreError(message)
+            error.hint = hint
+            raise error from exc
 
     async def close(self) -> None:
         """Close the connection (the last WAL connection checkpoints on close)."""

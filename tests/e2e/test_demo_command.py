@@ -15,22 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from demo_helpers import read_until, reap, stop
 
 from plantpulse.httpserve import free_port
 
 pytestmark = pytest.mark.slow
-
-
-async def read_until(stream: asyncio.StreamReader, pattern: str, within: float) -> list[str]:
-    lines: list[str] = []
-    async with asyncio.timeout(within):
-        while True:
-            raw = await stream.readline()
-            if not raw:
-                raise AssertionError(f"output ended before {pattern!r}: {lines}")
-            lines.append(raw.decode("utf-8").rstrip("\n"))
-            if re.search(pattern, lines[-1]):
-                return lines
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -46,6 +35,8 @@ async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: sig
         f"sqlite:///{db}",
         "--listen",
         f"127.0.0.1:{board_port}",
+        "--lang",
+        "zh",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         cwd=tmp_path,
@@ -53,26 +44,20 @@ async def test_demo_raises_pushes_and_flushes_on_signal(tmp_path: Path, sig: sig
     assert proc.stdout is not None
     try:
         # the demo scenario raises weld-current-deviation at 11 s and pushes it to its receiver
-        lines = await read_until(proc.stdout, r"push received: \[HIGH\] weld-current-deviation", 40)
-        assert any(
-            "RAISED  high     weld-current-deviation line1/weld02/current: 焊接电流偏差 +" in ln
-            for ln in lines
-        )
-        assert any(f"live board on http://127.0.0.1:{board_port}/" in ln for ln in lines)
+        lines = await read_until(proc.stdout, r"推送给 张伟 \(wecom\):【高】报警:weld-current-deviation", 40)
+        raised = "报警 高   weld-current-deviation line1/weld02/current: 焊接电流偏差 +"
+        assert any(raised in ln for ln in lines)
+        assert f"演示:实时看板 http://127.0.0.1:{board_port}/ ;按 Ctrl-C 停止" in lines
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{board_port}") as client:
             board = (await client.get("/board/all/state")).json()  # the alert stays active until 19 s
             page = await client.get("/")
         assert [a["tag"] for a in board["alerts"]["items"]] == ["line1/weld02/current"]
         assert {asset for asset, _, _ in board["tags"]} >= {"line1/weld01", "line1/weld02", "line1/weld03"}
         assert "demo welding shop" in page.text and 'data-base="board/all/"' in page.text
-        proc.send_signal(sig)
-        rest = await read_until(proc.stdout, r"^summary: ", 20)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        rest = await stop(proc, sig, r"^汇总:")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    summary = re.search(r"summary: (\d+) samples, (\d+) alerts raised", rest[-1])
+        await reap(proc)
+    summary = re.search(r"汇总:样本 (\d+) 个,报警 (\d+) 条", rest[-1])
     assert summary is not None, rest
     with sqlite3.connect(db) as conn:
         stored = conn.execute("select count(*) from samples").fetchone()[0]

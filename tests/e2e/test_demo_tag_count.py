@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_demo_says_which_tags_are_configured_and_which_come_over_mqtt(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "plantpulse", "demo", "--duration", "1",
+        [sys.executable, "-m", "plantpulse", "-v", "demo", "--duration", "1", "--lang", "en",
          "--store", f"sqlite:///{tmp_path / 'd.db'}", "--listen", f"127.0.0.1:{free_port()}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

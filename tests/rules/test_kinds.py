@@ -166,3 +166,16 @@ def test_message_template_and_default() -> None:
     assert by["w"].message == "焊接电流偏差 +7.0 A,已持续 3s (a)"
     assert by["w"].notify == "weld"
     assert by["h"].message == "a/x = 107 above 10"
+
+
+def test_stale_duration_is_the_silence_not_a_for_of_zero() -> None:
+    """The demo's stale rule said "焊接电流 0ms 无更新": {duration} was the rule's ``for`` (none).
+    For a stale rule it is how long the tag had been silent when the alert fired."""
+    rs = rules(
+        "rules:\n"
+        "  - {id: s, tag: a/x, stale: 2s, severity: medium, message: '焊接电流 {duration} 无更新'}\n"
+        "  - {id: f, tag: a/x, stale: 2s, for: 1s, severity: medium, message: 'silent {duration}'}\n"
+    )
+    events = run(rs, [Sample(0, "a/x", 1.0)], end=4 * S)
+    by = {e.rule: e.message for e in events}
+    assert by == {"s": "焊接电流 2s 无更新", "f": "silent 3s"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 
 from plantpulse.alerts import AlertEvent, JournalEntry
 from plantpulse.config import SpoolConfig
-from plantpulse.errors import StoreError, StoreUnavailable
+from plantpulse.errors import SpoolInUse, StoreError, StoreUnavailable
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.store.records import (
     KIND_ALERTS,
@@ -163,11 +164,12 @@ def test_full_spool_refuses_samples_but_keeps_alerts_in_reserve(tmp_path: Path) 
     sp.close()
 
 
-def test_a_spool_directory_has_one_owner(tmp_path: Path) -> None:
+def test_a_spool_directory_has_one_owner_and_says_which(tmp_path: Path) -> None:
     sp = Spool(tmp_path)
     sp.open()
-    with pytest.raises(StoreError, match="in use"):
+    with pytest.raises(SpoolInUse) as refused:
         Spool(tmp_path, lock_wait=0.2).open()
+    assert str(refused.value) == f"spool {tmp_path} is in use by another plantpulse (pid {os.getpid()})"
     sp.close()
 
 
