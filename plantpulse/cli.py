@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "plantpulse.discover.cli",  # discover opcua | mqtt | modbus
     "plantpulse.dashboards.grafana.cli",  # dashboards generate | push
     "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
+    "plantpulse.scaleout.cli",  # kafka topics
 )
 
 

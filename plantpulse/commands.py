@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("run", help="run the pipeline for a plant")
     p.add_argument("-c", "--config", type=Path, required=True, help="plant.yaml")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--role", choices=("collect", "evaluate", "sink"), default=None,
+        help="one role of a deployment on Kafka (docs/scale-out.md); default: everything in one process",
+    )  # fmt: skip
     p.set_defaults(func=_run)
 
     p = sub.add_parser("check", help="validate a plant configuration and every rule and KPI file it names")
@@ -79,6 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     from plantpulse.rules.loader import load_rule_files
 
     loaded = load_config(args.config)
+    if args.role is not None:
+        from plantpulse.scaleout.cli import run_role
+
+        return run_role(args.role, loaded, args.duration)
     rules = load_rule_files(loaded.rule_files)
     result = asyncio.run(run_pipeline(loaded.plant, rules, duration=args.duration, on_alert=_print_alert))
     _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)

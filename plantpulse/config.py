@@ -27,6 +27,7 @@ from plantpulse.dashboards.grafana.config import GrafanaConfig
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.notifier.links import env_secret_problem
 from plantpulse.people.schema import TeamConfig
+from plantpulse.scaleout.config import KafkaConfig
 from plantpulse.schema import Duration, StrictModel
 
 
@@ -204,6 +205,7 @@ class PlantConfig(StrictModel):
     team: TeamConfig = TeamConfig()  # people, roster, escalation (docs/people.md)
     api: ApiConfig | None = None  # acknowledge links and the HTTP API (plantpulse/api)
     grafana: GrafanaConfig | None = None  # dashboards generate | push (docs/dashboards.md)
+    kafka: KafkaConfig | None = None  # run --role collect|evaluate|sink (docs/scale-out.md)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:
