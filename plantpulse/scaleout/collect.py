@@ -31,7 +31,7 @@ from plantpulse.samples import Sample, SampleBatch, TagRegistry
 from plantpulse.scaleout.client import aiokafka_options
 from plantpulse.scaleout.config import KafkaConfig
 from plantpulse.scaleout.partitioning import Partitioner
-from plantpulse.scaleout.wire import Route, encode_samples_message, encode_watermark
+from plantpulse.scaleout.wire import Route, SamplesWriter, encode_watermark
 from plantpulse.timefmt import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Batcher:
     def __init__(self, partitioner: Partitioner) -> None:
         self.partitioner = partitioner
         self.tags = TagRegistry()
+        self.writer = SamplesWriter()
         self.watermark: int | None = None
         self._buffers: dict[tuple[Route, int], list[Sample]] = {}
         self.held = 0
@@ -80,7 +81,7 @@ class Batcher:
         for (route, p), samples in self._buffers.items():
             for i in range(0, len(samples), MESSAGE_SAMPLES):
                 batch = SampleBatch.from_samples(self.tags, samples[i : i + MESSAGE_SAMPLES])
-                out.append((p, encode_samples_message(route, wm, batch)))
+                out.append((p, self.writer.write(route, wm, batch)))
             sent.add(p)
         self._buffers.clear()
         self.held = 0

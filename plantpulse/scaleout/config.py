@@ -70,7 +70,9 @@ class KafkaConfig(StrictModel):
         1_000_000_000, gt=0, description="collectors: how often every partition hears the watermark"
     )
     checkpoint: Duration = Field(
-        1_000_000_000, gt=0, description="evaluators: how often partition state goes to the changelog"
+        5_000_000_000,
+        gt=0,
+        description="evaluators: how often partition state goes to the changelog (what a takeover replays)",
     )
     session_timeout: Duration = Field(
         10_000_000_000, ge=1_000_000_000, description="a worker silent this long loses its partitions"

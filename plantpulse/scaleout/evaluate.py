@@ -13,17 +13,19 @@ Choices, and why:
   acknowledged only once a checkpoint holds them, and faust flushes the changelog before it
   commits offsets: the committed offset never passes the state, and the offset inside the
   checkpoint skips what it already holds (``partition.py``).
-* Alert transitions are sent and acknowledged by the brokers *before* any checkpoint can hold
-  them: a worker lost in between leaves a state that raises them again, with the same ids,
-  which the sink drops. The reverse (state saved, alert lost) cannot happen.
+* Alert transitions are sent at once, and a checkpoint first waits until the brokers have
+  acknowledged every transition sent so far: a worker lost in between leaves a state that
+  raises them again, with the same ids, which the sink drops. The reverse (state saved, alert
+  lost) cannot happen; a send that fails stops the worker, so that another re-derives it.
 * ``stream_wait_empty`` is off: a rebalance does not wait for unacknowledged messages, whose
   effects the next owner re-derives from the checkpoint. A revoked partition's state is
   dropped at once; messages of it still in the batch at hand are left to the new owner.
-* The producer sends one record per request (``producer_max_batch_size=1``): Tansu answers a
-  "latest offset" query with the last *request's* first offset + 1, so after a batched write
-  faust's table recovery stops short of the last records and restores stale state. The
-  evaluator writes little (alerts, a checkpoint per partition per second), so this costs
-  nothing measurable on real Kafka either.
+* Messages must reach a partition's state without a gap, and the state knows the next offset
+  it needs: when the first message delivered is later, the consumer is sent back to it.
+  Two gaps were seen (docs/scale-out.md): faust drops messages fetched while a rebalance
+  holds the flow of a partition that has no committed offset yet, and on Tansu, which
+  reports a partition's end as the last produce request's first offset + 1, faust's table
+  recovery can stop one checkpoint short, behind the committed offset.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class Evaluator:
         self.on_transition = on_transition
         self.failed = asyncio.Event()
         self._rewound: set[int] = set()
+        self.unconfirmed: list[Awaitable[Any]] = []
 
     def _assigned(self) -> set[int]:
         topic = self.cfg.topics.samples
@@ -174,15 +177,10 @@ class Evaluator:
                 await self._send(out)
 
     async def _send(self, transitions: Sequence[Transition]) -> None:
-        """Publish and wait for the brokers' acknowledgement of every transition."""
-        futures = [
-            await self.alerts.send(
-                key=t.event.alert_id.encode(), value=encode_alert(t.event, t.push), force=True
-            )
-            for t in transitions
-        ]
-        await asyncio.gather(*futures)
+        """Publish; ``checkpoint`` waits for the brokers' acknowledgements."""
         for t in transitions:
+            key, value = t.event.alert_id.encode(), encode_alert(t.event, t.push)
+            self.unconfirmed.append(await self.alerts.send(key=key, value=value, force=True))
             if t.event.kind == "raised":
                 self.stats.raised += 1
             else:
@@ -191,8 +189,16 @@ class Evaluator:
                 self.on_transition(t)
 
     async def checkpoint(self) -> None:
-        """Write the state of every partition with unacknowledged messages, then ack them."""
+        """Once every transition sent is acknowledged, write the state of every partition with
+        unacknowledged messages, then ack them."""
         async with self.lock:
+            try:
+                await asyncio.gather(*self.unconfirmed)
+            except Exception:
+                log.exception("alert transitions were not delivered; leaving the group")
+                self.failed.set()
+                return
+            self.unconfirmed.clear()
             assigned = self._assigned()
             for p, evs in list(self.pending.items()):
                 if p in assigned and p in self.states:
@@ -241,10 +247,10 @@ def build_app(
         topic_replication_factor=cfg.replication,
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
+        consumer_max_fetch_size=8 << 20,
         broker_session_timeout=session,
         broker_rebalance_timeout=session,
         broker_heartbeat_interval=max(session / 10, 0.1),
-        producer_max_batch_size=1,
         table_standby_replicas=1,
     )
     samples = app.topic(

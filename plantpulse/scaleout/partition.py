@@ -29,7 +29,7 @@ from plantpulse.alerts import AlertEvent
 from plantpulse.rules.engine import Engine
 from plantpulse.rules.model import Rule
 from plantpulse.samples import SampleBatch, TagRegistry
-from plantpulse.scaleout.wire import Route, decode_samples_message
+from plantpulse.scaleout.wire import Route, SamplesReader
 
 __all__ = ["Incoming", "PartitionState", "Transition"]
 
@@ -60,6 +60,7 @@ class PartitionState:
     def __init__(self, rules: Sequence[Rule], checkpoint: bytes | None = None) -> None:
         self.tags = TagRegistry()
         self.engine = Engine(rules, self.tags)
+        self.reader = SamplesReader(self.tags)
         self.offset = -1  # the last message evaluated
         self.watermark: int | None = None
         self.stats = StepStats()
@@ -72,10 +73,10 @@ class PartitionState:
             self.watermark = doc["watermark"]
 
     def step(self, messages: Sequence[Incoming]) -> list[Transition]:
-        """Evaluate messages of this partition in offset order: historical samples first (as the
-        single-process pipeline does), then live ones, then the watermark they carried."""
-        historical: list[SampleBatch] = []
-        live: list[SampleBatch] = []
+        """Evaluate messages of this partition in offset order, each batch as it came (a
+        collector's batch holds each tag once, the engine's fast shape), then advance to the
+        largest watermark they carried. Transitions of historical samples are not pushed."""
+        out: list[Transition] = []
         watermark = self.watermark
         for m in messages:
             if m.offset <= self.offset:
@@ -84,25 +85,19 @@ class PartitionState:
             self.offset = m.offset
             self.stats.messages += 1
             try:
-                msg = decode_samples_message(m.value, self.tags)
+                msg = self.reader.read(m.value)
             except ValueError:
                 self.stats.malformed += 1  # the sink counts, logs and keeps these; here they are skipped
                 continue
-            if msg.route is Route.LIVE or msg.route is Route.WATERMARK:
+            if msg.route is Route.MARKER:
+                continue  # stored and shown, never evaluated (as in the single-process pipeline)
+            if msg.route is not Route.HISTORICAL:
                 watermark = msg.watermark if watermark is None else max(watermark, msg.watermark)
             if msg.batch is not None and len(msg.batch):
-                if msg.route is Route.LIVE:
-                    live.append(msg.batch)
-                elif msg.route is Route.HISTORICAL:
-                    historical.append(msg.batch)
-        out: list[Transition] = []
-        if historical:
-            batch = SampleBatch.concat(self.tags, historical)
-            self.stats.samples += len(batch)
-            out += [Transition(e, False) for e in self.engine.process(batch)]
-        batch = SampleBatch.concat(self.tags, live)
-        self.stats.samples += len(batch)
-        out += [Transition(e, True) for e in evaluate(self.engine, batch, watermark)]
+                self.stats.samples += len(msg.batch)
+                push = msg.route is Route.LIVE
+                out += [Transition(e, push) for e in evaluate(self.engine, msg.batch, None)]
+        out += [Transition(e, True) for e in evaluate(self.engine, None, watermark)]
         self.watermark = watermark
         return out
 
@@ -116,10 +111,10 @@ class PartitionState:
         return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
 
 
-def evaluate(engine: Engine, batch: SampleBatch, watermark: int | None) -> list[AlertEvent]:
+def evaluate(engine: Engine, batch: SampleBatch | None, watermark: int | None) -> list[AlertEvent]:
     """The one place the engine is driven: a batch, then the watermark the collectors reported.
     (When the engine takes the watermark as an argument of ``process``, only this changes.)"""
-    events = engine.process(batch) if len(batch) else []
+    events = engine.process(batch) if batch is not None and len(batch) else []
     if watermark is not None and (engine.watermark is None or watermark > engine.watermark):
         events += engine.advance(watermark)
     return events

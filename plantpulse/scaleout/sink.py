@@ -32,7 +32,7 @@ from plantpulse.errors import StoreError, StoreUnavailable
 from plantpulse.notifier.runtime import start_notifying
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.scaleout.client import aiokafka_options
-from plantpulse.scaleout.wire import decode_alert, decode_samples_message
+from plantpulse.scaleout.wire import SamplesReader, decode_alert
 from plantpulse.store import Store, TagInfo, open_store
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class StoreSink:
         self.notify = notify
         self.board = board
         self.tags = board.tags if board is not None else TagRegistry()
+        self.reader = SamplesReader(self.tags)
         self.stats = SinkStats()
         self._bad_logged: set[str] = set()
 
@@ -93,7 +94,7 @@ class StoreSink:
             log.error("store refused message %s:%d:%d for good: %s", topic, partition, offset, e)  # noqa: TRY400
 
     async def _samples(self, topic: str, partition: int, offset: int, value: bytes) -> None:
-        msg = decode_samples_message(value, self.tags)
+        msg = self.reader.read(value)
         if msg.batch is None or not len(msg.batch):
             return
         if await self.store.write_samples(msg.batch, f"kafka:{topic}:{partition}:{offset}"):
