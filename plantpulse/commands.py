@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--role", choices=("collect", "evaluate", "sink"), default=None,
         help="one role of a deployment on Kafka (docs/scale-out.md); default: everything in one process",
     )  # fmt: skip
+    p.add_argument(
+        "--source", action="append", default=None, metavar="NAME",
+        help="with --role collect: run only this source of plant.yaml (repeatable; default: all)",
+    )  # fmt: skip
     p.set_defaults(func=_run)
 
     p = sub.add_parser("check", help="validate a plant configuration and every rule and KPI file it names")
@@ -86,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.role is not None:
         from plantpulse.scaleout.cli import run_role
 
-        return run_role(args.role, loaded, args.duration)
+        return run_role(args.role, loaded, args.duration, sources=args.source)
     rules = load_rule_files(loaded.rule_files)
     result = asyncio.run(run_pipeline(loaded.plant, rules, duration=args.duration, on_alert=_print_alert))
     _print_summary(result.stats.samples, result.stats.raised, result.stats.cleared, result.notifier_counts)

@@ -43,6 +43,8 @@ def _topics(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     if not _kafka_section(loaded, "kafka topics"):
         return 1
+    if logging.getLogger().level > logging.DEBUG:  # a refused connection is reported below, once
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     assert loaded.plant.kafka is not None
     try:
         states = asyncio.run(ensure_topics(loaded.plant.kafka, create=args.create))
@@ -60,8 +62,11 @@ def _topics(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def run_role(role: str, loaded: LoadedConfig, duration: float | None) -> int:
-    """``plantpulse run --role ROLE``: check the topics, run the role, print its summary."""
+def run_role(
+    role: str, loaded: LoadedConfig, duration: float | None, *, sources: list[str] | None = None
+) -> int:
+    """``plantpulse run --role ROLE``: check the topics, run the role, print its summary.
+    ``sources`` (collect only) names the sources this collector runs."""
     from plantpulse.rules.loader import load_rule_files
     from plantpulse.scaleout.topics import ensure_topics
 
@@ -69,6 +74,15 @@ def run_role(role: str, loaded: LoadedConfig, duration: float | None) -> int:
         return 1
     plant = loaded.plant
     assert plant.kafka is not None
+    names = {s.name for s in plant.sources}
+    if sources and role != "collect":
+        print("error: --source is for --role collect", file=sys.stderr)
+        return 1
+    unknown = [n for n in sources or () if n not in names]
+    if unknown:
+        print(f"error: {loaded.path} has no source {unknown[0]!r} (sources: {', '.join(sorted(names))})",
+              file=sys.stderr)  # fmt: skip
+        return 1
     if logging.getLogger().level > logging.DEBUG:
         for name in _NOISY:
             logging.getLogger(name).setLevel(logging.WARNING)

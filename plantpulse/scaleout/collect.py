@@ -202,8 +202,11 @@ async def run_collect(
     *,
     stop: asyncio.Event | None = None,
     duration: float | None = None,
+    sources: Sequence[str] | None = None,
 ) -> CollectStats:
-    """Run the collectors until ``stop``, ``duration`` or SIGINT/SIGTERM; flush, then return."""
+    """Run the collectors (all, or the ``sources`` named) until ``stop``, ``duration`` or
+    SIGINT/SIGTERM; flush, then return. Partitions are computed from every tag of the plant,
+    so collectors running different sources agree on them."""
     from aiokafka import AIOKafkaProducer
 
     assert plant.kafka is not None
@@ -214,7 +217,7 @@ async def run_collect(
     producer = AIOKafkaProducer(**aiokafka_options(cfg), linger_ms=5)
     await producer.start()
     publishing = asyncio.create_task(publish(sink, producer, cfg, stop), name="publish samples")
-    runners = [build_runner(src, sink) for src in plant.sources]
+    runners = [build_runner(src, sink) for src in plant.sources if not sources or src.name in sources]
     collecting = [asyncio.create_task(r.run(), name=f"source {r.name}") for r in runners]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
