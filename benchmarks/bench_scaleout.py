@@ -12,7 +12,9 @@ published as one binary batch per partition per 100 ms tick, as the collect role
   per partition of a sentinel tag that raises an alert; the clock stops when the alerts
   topic holds all of them (every partition evaluated to its end);
 * CPU: the workers' user + system time over that span (/proc), against the engine alone
-  evaluating the same samples in 100 ms batches in this process (``time.process_time``);
+  evaluating the same samples in 100 ms batches in this process (``time.process_time``), and
+  against the single-process pipeline's evaluation path (``Pipeline.step`` on the Sample
+  lists collectors hand over, store writes dropped);
 * recovery: 2 workers, data flowing at 10 ticks/s for 8 s (a checkpoint was written); one
   worker is SIGKILLed; the time until the other starts evaluating a partition it took over.
   The group notices a dead member after ``kafka.session_timeout`` (3 s here, 10 s by
@@ -42,6 +44,7 @@ from plantpulse.rules.loader import load_rules_text
 from plantpulse.rules.model import Rule
 from plantpulse.samples import SampleBatch, TagRegistry
 from plantpulse.scaleout.client import aiokafka_options
+from plantpulse.scaleout.collect import samples_producer
 from plantpulse.scaleout.config import KafkaConfig
 from plantpulse.scaleout.partitioning import Partitioner
 from plantpulse.scaleout.tansu import TansuBroker
@@ -104,6 +107,33 @@ def engine_cpu_rate(n_tags: int, seconds: float) -> float:
     for b in ticks[1:]:
         eng.process(b)
     return sum(len(b) for b in ticks[1:]) / (time.process_time() - t)
+
+
+class _Discard:
+    async def write_samples(self, batch: SampleBatch) -> None:
+        pass
+
+    async def write_alert_events(self, events: object, on_shift: object) -> None:
+        pass
+
+
+def pipeline_cpu_rate(n_tags: int, seconds: float) -> float:
+    """Samples per CPU second of the single-process pipeline's evaluation path: ``Pipeline.step``
+    on each 100 ms tick as the collectors hand it over (Sample objects), store writes dropped."""
+    from plantpulse.stream.pipeline import Pipeline
+
+    tags = TagRegistry()
+    ticks = [b.samples() for b in make_batches(tags, n_tags, seconds, "steady")]
+    pipe = Pipeline(Engine(bench_rules(), tags), tags, _Discard())
+
+    async def feed() -> float:
+        await pipe.step(ticks[0])
+        t = time.process_time()
+        for tick in ticks[1:]:
+            await pipe.step(tick)
+        return time.process_time() - t
+
+    return sum(len(t) for t in ticks[1:]) / asyncio.run(feed())
 
 
 def write_plant(tmp: Path, broker: TansuBroker, partitions: int) -> Path:
@@ -193,9 +223,7 @@ async def sentinels_raised(cfg: KafkaConfig, ready: asyncio.Event, prefix: str) 
 
 
 async def send(cfg: KafkaConfig, msgs: list[tuple[int, bytes]], pace: float | None = None) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(**aiokafka_options(cfg), linger_ms=5, max_request_size=8 << 20)
+    producer = samples_producer(cfg)
     await producer.start()
     try:
         if pace is None:
@@ -239,13 +267,17 @@ async def throughput(
             assert broker.proc is not None
             others0 = cpu_of(broker.proc.pid), time.process_time()
             cpu0 = sum(w.cpu() for w in workers)
+            seen = [len(w.lines) for w in workers]
             t0 = time.monotonic()
             await until_sentinels(cfg, msgs, "s")
             dt = time.monotonic() - t0
             cpu = sum(w.cpu() for w in workers) - cpu0
             tansu, me = cpu_of(broker.proc.pid) - others0[0], time.process_time() - others0[1]
+            events = [line for w, n in zip(workers, seen, strict=True) for _, line in w.lines[n:]]
         finally:
             await asyncio.gather(*(w.stop() for w in workers))
+    for line in events:  # rebalances, rewinds, warnings during the measurement explain outliers
+        print("   ", line)
     return {"seconds": dt, "rate": samples / dt, "cpu": cpu, "per_cpu": samples / cpu, "broker_cpu": tansu,
             "producer_cpu": me}  # fmt: skip
 
@@ -297,19 +329,23 @@ def main() -> None:
           f"{args.partitions} partitions, 3 glob rules, load average {load:.1f}")  # fmt: skip
     engine = engine_cpu_rate(args.tags, min(args.seconds, 20))
     print(f"engine alone, 100 ms batches:   {engine / 1e6:6.2f} M samples per CPU s")
+    pipeline = pipeline_cpu_rate(args.tags, min(args.seconds, 10))
+    print(f"single-process Pipeline.step:   {pipeline / 1e6:6.2f} M samples per CPU s (Sample objects in)")
     res = {}
     for n in (1, 2):
         r = res[n] = asyncio.run(throughput(n, tags, batches, args.partitions))
         print(f"{n} worker{'s' if n > 1 else ' '} end to end:        {r['rate'] / 1e6:6.2f} M samples/s "
               f"({r['seconds']:.1f} s); {r['per_cpu'] / 1e6:.2f} M samples per worker CPU s = "
-              f"{r['per_cpu'] / engine:.2f}x the engine; CPU s: workers {r['cpu']:.1f}, broker "
+              f"{r['per_cpu'] / engine:.2f}x the engine, {r['per_cpu'] / pipeline:.2f}x the pipeline; "
+              f"CPU s: workers {r['cpu']:.1f}, broker "
               f"{r['broker_cpu']:.1f}, producer {r['producer_cpu']:.1f}")  # fmt: skip
     print(f"2 workers / 1 worker:           {res[2]['rate'] / res[1]['rate']:6.2f}x")
     print(
         f"recovery after SIGKILL:         {asyncio.run(recovery(msgs, args.partitions)):6.2f} s "
         f"(session timeout 3 s) until the survivor evaluates a partition it took over"
     )
-    print(json.dumps({"engine": engine, **{f"workers_{k}": v for k, v in res.items()}}), file=sys.stderr)
+    print(json.dumps({"engine": engine, "pipeline": pipeline, **{f"workers_{k}": v for k, v in res.items()}}),
+          file=sys.stderr)  # fmt: skip
 
 
 if __name__ == "__main__":

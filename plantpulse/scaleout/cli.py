@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from plantpulse.config import LoadedConfig, load_config
 from plantpulse.scaleout.client import KafkaUnavailable
@@ -62,6 +64,22 @@ def _topics(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+T = TypeVar("T")
+
+
+async def _until_signalled(role: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run a role with a stop event that SIGINT and SIGTERM set: the command owns the signals."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await role(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def run_role(
     role: str, loaded: LoadedConfig, duration: float | None, *, sources: list[str] | None = None
 ) -> int:
@@ -101,21 +119,29 @@ def run_role(
     if role == "collect":
         from plantpulse.scaleout.collect import run_collect
 
-        c = asyncio.run(run_collect(plant, rules, duration=duration))
-        print(
-            f"summary: {c.samples} samples in {c.messages} messages; send failures {c.send_failures}",
-            flush=True,
+        c = asyncio.run(
+            _until_signalled(
+                lambda stop: run_collect(plant, rules, stop=stop, duration=duration, sources=sources)
+            )
         )
+        print(f"summary: {c.samples} samples in {c.messages} messages; send failures {c.send_failures}",
+              flush=True)  # fmt: skip
     elif role == "evaluate":
-        from plantpulse.scaleout.evaluate import run_evaluate
+        from plantpulse.scaleout.evaluate import EvaluatorFailed, run_evaluate
 
-        es = asyncio.run(run_evaluate(plant, rules, duration=duration))
+        try:
+            es = asyncio.run(
+                _until_signalled(lambda stop: run_evaluate(plant, rules, stop=stop, duration=duration))
+            )
+        except EvaluatorFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         print(f"summary: {es.samples} samples in {es.messages} messages, {es.raised} alerts raised, "
               f"{es.cleared} cleared; {es.skipped} messages already evaluated", flush=True)  # fmt: skip
     else:
         from plantpulse.scaleout.sink import run_sink
 
-        ss = asyncio.run(run_sink(plant, duration=duration))
+        ss = asyncio.run(_until_signalled(lambda stop: run_sink(plant, stop=stop, duration=duration)))
         print(f"summary: {ss.samples} samples stored ({ss.replayed} batches already held), "
               f"{ss.raised} alerts raised, {ss.cleared} cleared, {ss.duplicates} duplicates dropped",
               flush=True)  # fmt: skip

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from plantpulse.collectors.registry import build_runner
 from plantpulse.config import PlantConfig
@@ -36,7 +36,7 @@ from plantpulse.timefmt import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Batcher", "CollectStats", "KafkaSink", "run_collect"]
+__all__ = ["Batcher", "CollectStats", "KafkaSink", "run_collect", "samples_producer"]
 
 MESSAGE_SAMPLES = 20_000
 """Samples per message at most (about 0.5 MB with short tag names): under the brokers' default
@@ -196,6 +196,16 @@ async def send_all(producer: object, topic: str, messages: Sequence[tuple[int, b
     await asyncio.gather(*futures)
 
 
+def samples_producer(cfg: KafkaConfig) -> Any:
+    """The aiokafka producer collectors publish with: batches of up to 1 MB per partition and
+    request, so that the next message does not wait for the previous one's round trip."""
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(
+        **aiokafka_options(cfg), linger_ms=5, max_batch_size=1 << 20, max_request_size=8 << 20
+    )
+
+
 async def run_collect(
     plant: PlantConfig,
     rules: Sequence[Rule],
@@ -204,25 +214,19 @@ async def run_collect(
     duration: float | None = None,
     sources: Sequence[str] | None = None,
 ) -> CollectStats:
-    """Run the collectors (all, or the ``sources`` named) until ``stop``, ``duration`` or
-    SIGINT/SIGTERM; flush, then return. Partitions are computed from every tag of the plant,
+    """Run the collectors (all, or the ``sources`` named) until ``stop`` or ``duration``; flush,
+    then return. Partitions are computed from every tag of the plant,
     so collectors running different sources agree on them."""
-    from aiokafka import AIOKafkaProducer
-
     assert plant.kafka is not None
     cfg = plant.kafka
     stop = stop or asyncio.Event()
     tags = [t.name for src in plant.sources for t in src.tags]
     sink = KafkaSink(Batcher(Partitioner(tags, rules, cfg.partitions)), plant.stream.queue_size)
-    producer = AIOKafkaProducer(**aiokafka_options(cfg), linger_ms=5)
+    producer = samples_producer(cfg)
     await producer.start()
     publishing = asyncio.create_task(publish(sink, producer, cfg, stop), name="publish samples")
     runners = [build_runner(src, sink) for src in plant.sources if not sources or src.name in sources]
     collecting = [asyncio.create_task(r.run(), name=f"source {r.name}") for r in runners]
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     log.info("collecting: %d sources, %d tags -> %s (%d partitions)", len(runners), len(tags),
              cfg.topics.samples, cfg.partitions)  # fmt: skip
     try:
@@ -236,7 +240,4 @@ async def run_collect(
         sink.drained()
         await publishing
         await producer.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
     return sink.stats

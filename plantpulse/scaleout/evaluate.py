@@ -31,9 +31,7 @@ Choices, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import tempfile
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -302,29 +300,20 @@ async def run_evaluate(
     duration: float | None = None,
     on_transition: Callable[[Transition], None] | None = None,
 ) -> EvaluateStats:
-    """Run a worker until ``stop``, ``duration`` or SIGINT/SIGTERM; checkpoint, then leave."""
+    """Run a worker until ``stop`` or ``duration``; checkpoint, then leave the group."""
     from faust.contrib.asgi import faust_app_running
 
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     with tempfile.TemporaryDirectory(prefix="plantpulse-faust-") as datadir:
         app, ev = build_app(plant, rules, datadir, on_transition=on_transition)
-        try:
-            async with faust_app_running(app, stop_timeout=30):
-                log.info("evaluating %d rules as a member of %s", len(rules), app.conf.id)
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(ev.failed.wait())]
-                await asyncio.wait(waits, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
-                    w.cancel()
-                if not ev.failed.is_set():
-                    await ev.checkpoint()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+        async with faust_app_running(app, stop_timeout=30):
+            log.info("evaluating %d rules as a member of %s", len(rules), app.conf.id)
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(ev.failed.wait())]
+            await asyncio.wait(waits, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if not ev.failed.is_set():
+                await ev.checkpoint()
     if ev.failed.is_set():
         raise EvaluatorFailed("the evaluating agent stopped unexpectedly (see the log above)")
     return ev.stats

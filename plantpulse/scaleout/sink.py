@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -147,7 +146,7 @@ async def run_sink(
     duration: float | None = None,
     on_alert: Callable[[AlertEvent], None] | None = None,
 ) -> SinkStats:
-    """Consume until ``stop``, ``duration`` or SIGINT/SIGTERM; commit what was written, return."""
+    """Consume until ``stop`` or ``duration``; commit what was written, return."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import CommitFailedError, IllegalStateError
 
@@ -155,9 +154,6 @@ async def run_sink(
     cfg = plant.kafka
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     deadline = None if duration is None else loop.time() + duration
     store = open_store(plant.store)
     tags = TagRegistry(t.name for src in plant.sources for t in src.tags)
@@ -221,9 +217,6 @@ async def run_sink(
         await consumer.stop()
         await notifying.stop()
         await store.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
     return sink.stats
 
 

@@ -17,8 +17,7 @@ import yaml
 
 from plantpulse.config import PlantConfig, load_config
 from plantpulse.samples import Sample
-from plantpulse.scaleout.client import aiokafka_options
-from plantpulse.scaleout.collect import Batcher, KafkaSink, publish
+from plantpulse.scaleout.collect import Batcher, KafkaSink, publish, samples_producer
 from plantpulse.scaleout.partitioning import Partitioner
 from plantpulse.scaleout.tansu import TansuBroker
 from plantpulse.scaleout.topics import ensure_topics
@@ -83,8 +82,8 @@ async def create_topics(plant: PlantConfig) -> None:
 class Role:
     """``plantpulse run --role ROLE -c plant.yaml`` in a subprocess, its log lines collected."""
 
-    def __init__(self, role: str, config: Path, name: str | None = None) -> None:
-        self.role, self.config = role, config
+    def __init__(self, role: str, config: Path, name: str | None = None, extra: Sequence[str] = ()) -> None:
+        self.role, self.config, self.extra = role, config, list(extra)
         self.name = name or role
         self.lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -94,6 +93,7 @@ class Role:
     async def start(self) -> Role:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "plantpulse", "run", "--role", self.role, "-c", str(self.config),
+            *self.extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
@@ -185,9 +185,7 @@ class Feeder:
         self._stop = asyncio.Event()
 
     async def __aenter__(self) -> Feeder:
-        from aiokafka import AIOKafkaProducer
-
-        self.producer = AIOKafkaProducer(**aiokafka_options(self.cfg), linger_ms=5)
+        self.producer = samples_producer(self.cfg)
         await self.producer.start()
         self._task = asyncio.create_task(publish(self.sink, self.producer, self.cfg, self._stop))
         return self

@@ -1,7 +1,9 @@
 """The whole chain on real parts: an OPC UA simulator, ``plantpulse run --role collect`` (the
 real collector runner), Tansu, an evaluate worker and the sink, all as subprocesses of the
 CLI. The scenario's two faults give exactly its two alerts, within one publishing interval
-and 50 ms of the truth (as tests/e2e/test_opcua_pipeline.py asks of the single process)."""
+and 50 ms of the truth (as tests/e2e/test_opcua_pipeline.py asks of the single process).
+The collector runs only the source it is told to (``--source``); the plant's other source,
+an unreachable device, is another collector's."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from plantpulse.config import OpcUaSource
 from plantpulse.scaleout.tansu import TansuBroker
 from plantpulse.simulators.opcua import OpcUaSimulator
 from plantpulse.simulators.scenario import load_scenario, opcua_source
@@ -57,8 +60,12 @@ async def test_collectors_to_store_through_kafka(tmp_path: Path, broker: TansuBr
     now = time.time_ns()
     async with OpcUaSimulator(scenario, start_ns=now - now % 1_000_000 + LEAD) as sim:
         source = opcua_source(scenario, sim.endpoint, signals=("current", "current_sp"))
+        elsewhere = OpcUaSource.model_validate(
+            {"kind": "opcua", "name": "elsewhere", "endpoint": "opc.tcp://127.0.0.1:9",
+             "tags": [{"name": "line2/weld09/current", "node": "ns=2;s=line2/weld09/current"}]}
+        )  # fmt: skip
         doc = {
-            "sources": [source.model_dump(mode="json", exclude_none=True)],
+            "sources": [s.model_dump(mode="json", exclude_none=True) for s in (source, elsewhere)],
             "rules": ["rules.yaml"],
             "store": {"url": f"sqlite:///{tmp_path / 'plant.db'}"},
             "kafka": {"brokers": [broker.bootstrap], "partitions": 2, "session_timeout": "3s"},
@@ -66,7 +73,8 @@ async def test_collectors_to_store_through_kafka(tmp_path: Path, broker: TansuBr
         config = tmp_path / "plant.yaml"
         config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
         await create_topics(plant_of(config))
-        async with roles(Role("evaluate", config), Role("sink", config), Role("collect", config)) as started:
+        collect = Role("collect", config, extra=["--source", source.name])
+        async with roles(Role("evaluate", config), Role("sink", config), collect) as started:
             await started[0].wait_for("evaluating partitions")
             await until(lambda: stored_samples(tmp_path / "plant.db"), 30)  # the chain carries tick 0
             assert time.time_ns() < sim.start_ns + 500_000_000, "the roles took too long to start"
@@ -87,3 +95,4 @@ async def test_collectors_to_store_through_kafka(tmp_path: Path, broker: TansuBr
         assert abs(a.cleared_at - (start + w.cleared_at)) <= TOLERANCE
         assert a.message.startswith("焊接电流偏差 ")
     assert journals == [["raised", "cleared"]] * 2
+    assert not [line for line in collect.lines if "elsewhere" in line]
