@@ -128,11 +128,11 @@ class Evaluator:
         return st
 
     async def _delivered_in_order(self, p: int, st: PartitionState, evs: Sequence[EventT[Any]]) -> bool:
-        """False (and the consumer sent back) when messages before these were never delivered.
-
-        faust loses messages fetched while a rebalance holds the flow, for partitions that have
-        no committed offset yet (its seek to the committed offset has nothing to seek to). The
-        state knows the next offset it needs, so it asks for exactly that."""
+        """False (and the consumer sent back) when messages before these were never delivered:
+        to a partition without a committed offset faust may hand only what comes after the
+        messages fetched during the rebalance, and on Tansu the table may be restored one
+        checkpoint short of the committed offset. The state knows the next offset it needs,
+        so it asks for exactly that."""
         want = st.offset + 1
         first = evs[0].message.offset
         if first <= want:
