@@ -41,6 +41,7 @@ _COMMAND_MODULES = (
     "plantpulse.kpi.cli",  # kpi check | report | alarms, trace
     "plantpulse.alertcli",  # alerts list | show | export
     "plantpulse.observe.status",  # status
+    "plantpulse.scaleout.cli",  # kafka topics
 )
 
 

@@ -52,6 +52,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("run", help="run the pipeline for a plant")
     p.add_argument("-c", "--config", type=Path, required=True, help="plant.yaml")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--role", choices=("collect", "evaluate", "sink"), default=None,
+        help="one role of a deployment on Kafka (docs/scale-out.md); default: everything in one process",
+    )  # fmt: skip
+    p.add_argument(
+        "--source", action="append", default=None, metavar="NAME",
+        help="with --role collect: run only this source of plant.yaml (repeatable; default: all)",
+    )  # fmt: skip
     p.set_defaults(func=_run)
 
     p = sub.add_parser("check", help="validate a plant configuration and every rule and KPI file it names")
@@ -96,7 +104,11 @@ def _run(args: argparse.Namespace) -> int:
     from plantpulse.console import Console
     from plantpulse.rules.loader import load_rule_files
 
-    loaded = load_config(args.config, need_sources=True)
+    loaded = load_config(args.config, need_sources=args.role in (None, "collect"))
+    if args.role is not None:
+        from plantpulse.scaleout.cli import run_role
+
+        return run_role(args.role, loaded, args.duration, sources=args.source)
     rules = load_rule_files(loaded.rule_files)
     console = Console(loaded.plant.team.language)
 

@@ -30,6 +30,7 @@ from plantpulse.dashboards.screens import BoardsConfig, check_boards
 from plantpulse.errors import ConfigError, Problem
 from plantpulse.notifier.links import env_secret_problem
 from plantpulse.people.schema import TeamConfig
+from plantpulse.scaleout.config import KafkaConfig
 from plantpulse.schema import Duration, StrictModel
 
 
@@ -223,6 +224,7 @@ class PlantConfig(StrictModel):
     grafana: GrafanaConfig | None = None  # dashboards generate | push (docs/dashboards.md)
     boards: BoardsConfig | None = None  # the shop-floor board's screens (docs/dashboards.md)
     approvals: ApprovalsSetting = None  # rule and KPI changes through sign-off (docs/approvals.md)
+    kafka: KafkaConfig | None = None  # run --role collect|evaluate|sink (docs/scale-out.md)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:
