@@ -54,6 +54,14 @@ rules:
     message: "焊接电流偏差 {deviation:+.1f} A,已持续 {duration}"
 """
 
+# The restart test's second fault starts 9.5 s after the first clear: the simulator's restart
+# and the runner's reconnect backoff (0.5, 1, 2, 4 s, jittered) fit before it even on a loaded
+# machine, so the collector sees the fault from its first sample.
+RESTART_SCENARIO = (
+    SCENARIO.replace("duration: 16s", "duration: 20s")
+    .replace("start: 11s", "start: 15s")
+    .replace("raised_at: 13s, cleared_at: 14500ms", "raised_at: 17s, cleared_at: 18500ms")
+)
 PUBLISHING = 100_000_000
 TOLERANCE = PUBLISHING + 50_000_000
 
@@ -167,10 +175,13 @@ async def test_same_alerts_with_security_on(
 
 
 async def test_simulator_restart_between_faults_is_survived(
-    scenario: Scenario, rules: list[Rule], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    rules: list[Rule], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The simulator goes away after the first alert clears and comes back on the same port:
     the collector reconnects, resubscribes, and the second fault is still caught."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text(RESTART_SCENARIO, encoding="utf-8")
+    scenario = load_scenario(path)
     caplog.set_level(logging.DEBUG, logger="plantpulse")
     restarts: list[asyncio.Task[None]] = []
     async with PushReceiver() as rx, OpcUaSimulator(scenario) as sim:
